@@ -1,0 +1,277 @@
+// Package api is flashsale's HTTP order API: authentication, rate limits,
+// idempotent order placement, and RFC 9457 problem details for every error.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-redis/redis_rate/v10"
+
+	"flashsale/auth"
+	"flashsale/inventory"
+	"flashsale/order"
+)
+
+// Check is one dependency /readyz looks at.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Limits are the rate limits of the API.
+type Limits struct {
+	UserRate, UserBurst int
+	IPRate, IPBurst     int
+}
+
+// Deps is everything the API needs, wired by cmd.
+type Deps struct {
+	Orders         *order.Service
+	Sales          *inventory.Service
+	Verifier       *auth.Verifier
+	Limiter        *redis_rate.Limiter // rate limits of the endpoints other than the buy path
+	Limits         Limits
+	TrustedProxies []netip.Prefix
+	MaxBodyBytes   int64
+	Ready          []Check
+	Log            *slog.Logger
+}
+
+type handler struct {
+	Deps
+	userPolicy string
+	ipPolicy   string
+}
+
+// NewHandler returns the API's router.
+func NewHandler(d Deps) http.Handler {
+	h := &handler{Deps: d,
+		userPolicy: fmt.Sprintf(`"buyer";q=%d;w=1`, d.Limits.UserRate),
+		ipPolicy:   fmt.Sprintf(`"ip";q=%d;w=1`, d.Limits.IPRate),
+	}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, h.recoverer, h.limitBody)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, kNotFound, "no such route", r.URL.Path) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}, r.Method+" is not allowed here", r.URL.Path)
+	})
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.Get("/readyz", h.ready)
+	r.Route("/v1", func(r chi.Router) {
+		r.With(h.limitIP).Get("/sales/{id}", h.getSale)
+		r.Group(func(r chi.Router) {
+			r.Use(h.authenticate)
+			// The buy path's rate limits run inside the reservation script.
+			r.Post("/orders", h.placeOrder)
+			r.With(h.limitBuyer).Get("/orders", h.listOrders)
+			r.With(h.limitBuyer).Get("/orders/{id}", h.getOrder)
+			r.Route("/admin", func(r chi.Router) {
+				r.Use(h.requireAdmin)
+				r.Post("/sales", h.createSale)
+				r.Post("/sales/{id}/restock", h.restock)
+				r.Post("/sales/{id}/reconcile", h.reconcile)
+			})
+		})
+	})
+	return r
+}
+
+type ctxKey int
+
+const claimsKey ctxKey = 1
+
+func requestID(r *http.Request) string { return middleware.GetReqID(r.Context()) }
+
+func (h *handler) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				h.Log.ErrorContext(r.Context(), "panic in handler", "path", r.URL.Path, "request_id", requestID(r),
+					"panic", fmt.Sprint(v))
+				writeProblem(w, kInternal, "the server failed to handle the request; it has been logged", r.URL.Path)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *handler) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > h.MaxBodyBytes {
+			writeProblem(w, kTooLarge, fmt.Sprintf("bodies are limited to %d bytes", h.MaxBodyBytes), r.URL.Path)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *handler) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flashsale"`)
+			writeProblem(w, kUnauthorized, "an Authorization: Bearer token is required", r.URL.Path)
+			return
+		}
+		c, err := h.Verifier.Verify(token)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flashsale", error="invalid_token"`)
+			writeProblem(w, kUnauthorized, "the bearer token is not valid", r.URL.Path)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey, c)))
+	})
+}
+
+func claims(r *http.Request) auth.Claims {
+	c, _ := r.Context().Value(claimsKey).(auth.Claims)
+	return c
+}
+
+func (h *handler) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !claims(r).Admin {
+			h.writeError(w, r, fmt.Errorf("%w: this endpoint needs the admin role", errForbidden))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clientIP is the peer, or the nearest untrusted address in
+// X-Forwarded-For when the peer is a trusted proxy.
+func (h *handler) clientIP(r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	ip := ap.Addr().Unmap()
+	if !h.trusted(ip) {
+		return ip.String()
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		ip = hop.Unmap()
+		if !h.trusted(ip) {
+			break
+		}
+	}
+	return ip.String()
+}
+
+func (h *handler) trusted(ip netip.Addr) bool {
+	for _, p := range h.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *handler) limitIP(next http.Handler) http.Handler {
+	return h.limit(func(r *http.Request) (string, redis_rate.Limit, string) {
+		return "ip:" + h.clientIP(r), redis_rate.Limit{Rate: h.Limits.IPRate, Burst: h.Limits.IPBurst, Period: time.Second}, "ip"
+	}, h.ipPolicy, next)
+}
+
+func (h *handler) limitBuyer(next http.Handler) http.Handler {
+	return h.limit(func(r *http.Request) (string, redis_rate.Limit, string) {
+		return "buyer:" + claims(r).Subject, redis_rate.Limit{Rate: h.Limits.UserRate, Burst: h.Limits.UserBurst, Period: time.Second}, "buyer"
+	}, h.userPolicy, next)
+}
+
+// limit applies a GCRA limit kept in Redis node 1.
+func (h *handler) limit(key func(*http.Request) (string, redis_rate.Limit, string), policy string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k, lim, name := key(r)
+		res, err := h.Limiter.Allow(r.Context(), k, lim)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("RateLimit-Policy", policy)
+		if res.Allowed == 0 {
+			h.writeError(w, r, &inventory.RateLimitError{Limit: name, RetryAfter: res.RetryAfter})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ready answers 200 when every dependency answers, and 503 naming those
+// that do not.
+func (h *handler) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var down []string
+	var wg sync.WaitGroup
+	for _, c := range h.Ready {
+		wg.Go(func() {
+			if err := c.Check(ctx); err != nil {
+				mu.Lock()
+				down = append(down, c.Name+": "+err.Error())
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(down) > 0 {
+		setRetryAfter(w, time.Second)
+		writeProblem(w, kNotReady, "down: "+strings.Join(down, "; "), r.URL.Path)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body strictly: the right media type, no unknown
+// fields, no trailing data, within the size limit.
+func decode(r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return fmt.Errorf("%w: send Content-Type: application/json", errMediaType)
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("%w: bodies are limited to %d bytes", errTooLarge, tooLarge.Limit)
+		}
+		return fmt.Errorf("%w: body: %s", errValidation, err.Error())
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: body: one JSON object expected", errValidation)
+	}
+	return nil
+}
+
+func pathSaleID(r *http.Request) (inventory.SaleID, error) {
+	return inventory.ParseSaleID(chi.URLParam(r, "id"))
+}

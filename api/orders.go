@@ -1,0 +1,169 @@
+package api
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"flashsale/inventory"
+	"flashsale/order"
+)
+
+type placeOrderBody struct {
+	SaleID   *string `json:"sale_id"`
+	Quantity *int64  `json:"quantity"`
+}
+
+type orderJSON struct {
+	ID          string `json:"id"`
+	SaleID      string `json:"sale_id"`
+	UserID      string `json:"user_id"`
+	Quantity    int    `json:"quantity"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+	Status      string `json:"status"`
+	CreatedAt   string `json:"created_at"`
+	ExpiresAt   string `json:"expires_at"`
+}
+
+func toOrderJSON(o order.Order) orderJSON {
+	return orderJSON{ID: o.ID.String(), SaleID: o.SaleID.String(), UserID: o.Buyer.String(), Quantity: o.Quantity,
+		AmountCents: o.AmountCents, Currency: o.Currency, Status: string(o.Status),
+		CreatedAt: o.CreatedAt.Format(time.RFC3339Nano), ExpiresAt: o.ExpiresAt.Format(time.RFC3339Nano)}
+}
+
+// parsePlace turns the request into an always-valid PlaceRequest.
+func (h *handler) parsePlace(r *http.Request) (order.PlaceRequest, error) {
+	var body placeOrderBody
+	if err := decode(r, &body); err != nil {
+		return order.PlaceRequest{}, err
+	}
+	if body.SaleID == nil || body.Quantity == nil {
+		return order.PlaceRequest{}, fmt.Errorf("%w: sale_id and quantity are required", errValidation)
+	}
+	buyer, err := order.ParseBuyerID(claims(r).Subject)
+	if err != nil {
+		return order.PlaceRequest{}, err
+	}
+	key, err := order.ParseIdemKey(r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		return order.PlaceRequest{}, err
+	}
+	sale, err := inventory.ParseSaleID(*body.SaleID)
+	if err != nil {
+		return order.PlaceRequest{}, err
+	}
+	qty, err := inventory.NewQuantity(*body.Quantity)
+	if err != nil {
+		return order.PlaceRequest{}, err
+	}
+	return order.PlaceRequest{Buyer: buyer, Key: key, Sale: sale, Qty: qty, ClientIP: h.clientIP(r)}, nil
+}
+
+// placeOrder is the buy path. Only a 201 is ever replayed for a key: a
+// refusal stores nothing, so a retry is judged afresh.
+func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("RateLimit-Policy", h.userPolicy)
+	req, err := h.parsePlace(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	o, replayed, err := h.Orders.Place(r.Context(), req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/orders/"+o.ID.String())
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, toOrderJSON(o))
+}
+
+func (h *handler) getOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := order.ParseID(chi.URLParam(r, "id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	buyer, err := order.ParseBuyerID(claims(r).Subject)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	o, err := h.Orders.Get(r.Context(), buyer, id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toOrderJSON(o))
+}
+
+type orderPageJSON struct {
+	Orders     []orderJSON `json:"orders"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+func (h *handler) listOrders(w http.ResponseWriter, r *http.Request) {
+	limit, before, err := parsePageQuery(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	buyer, err := order.ParseBuyerID(claims(r).Subject)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	page, err := h.Orders.List(r.Context(), buyer, before, limit)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := orderPageJSON{Orders: make([]orderJSON, 0, len(page.Orders))}
+	for _, o := range page.Orders {
+		out.Orders = append(out.Orders, toOrderJSON(o))
+	}
+	if page.Next != nil {
+		out.NextCursor = encodeCursor(*page.Next)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func parsePageQuery(r *http.Request) (int, *order.ID, error) {
+	q := r.URL.Query()
+	limit := 20
+	if s := q.Get("limit"); s != "" || q.Has("limit") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			return 0, nil, fmt.Errorf("%w: limit must be an integer 1-100", errValidation)
+		}
+		limit = n
+	}
+	if !q.Has("cursor") {
+		return limit, nil, nil
+	}
+	id, err := decodeCursor(q.Get("cursor"))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: cursor is not one this API returned", errValidation)
+	}
+	return limit, &id, nil
+}
+
+// Cursors are opaque to clients, so the paging scheme can change.
+func encodeCursor(id order.ID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("o1:" + id.String()))
+}
+
+func decodeCursor(s string) (order.ID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 4 || string(b[:3]) != "o1:" {
+		return order.ID{}, fmt.Errorf("bad cursor")
+	}
+	return order.ParseID(string(b[3:]))
+}

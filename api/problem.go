@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"flashsale/auth"
+	"flashsale/inventory"
+	"flashsale/order"
+)
+
+// ProblemBase prefixes every problem type; the last path segment names the
+// case (RFC 9457).
+const ProblemBase = "https://flashsale.example/problems/"
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// kind is one row of the error table.
+type kind struct {
+	slug   string
+	title  string
+	status int
+}
+
+// Problem kinds, by the slug clients match on.
+var (
+	kValidation   = kind{"validation-error", "Validation error", http.StatusBadRequest}
+	kUnauthorized = kind{"unauthorized", "Unauthorized", http.StatusUnauthorized}
+	kForbidden    = kind{"forbidden", "Forbidden", http.StatusForbidden}
+	kNotFound     = kind{"not-found", "Not found", http.StatusNotFound}
+	kTooLarge     = kind{"payload-too-large", "Payload too large", http.StatusRequestEntityTooLarge}
+	kMediaType    = kind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
+	kSoldOut      = kind{"sold-out", "Sold out", http.StatusConflict}
+	kLimit        = kind{"purchase-limit-reached", "Purchase limit reached", http.StatusConflict}
+	kNotActive    = kind{"sale-not-active", "Sale not active", http.StatusConflict}
+	kKeyInUse     = kind{"idempotency-key-in-use", "Idempotency key in use", http.StatusConflict}
+	kKeyReused    = kind{"idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity}
+	kRateLimited  = kind{"rate-limited", "Too many requests", http.StatusTooManyRequests}
+	kOverloaded   = kind{"overloaded", "Overloaded", http.StatusServiceUnavailable}
+	kNotReady     = kind{"not-ready", "Not ready", http.StatusServiceUnavailable}
+	kConflict     = kind{"invalid-state", "Invalid state", http.StatusConflict}
+	kInternal     = kind{"internal-error", "Internal server error", http.StatusInternalServerError}
+)
+
+// errorTable is the one place domain errors meet HTTP. Order matters only
+// where one error wraps another.
+var errorTable = []struct {
+	err  error
+	kind kind
+}{
+	{auth.ErrUnauthorized, kUnauthorized},
+	{inventory.ErrSoldOut, kSoldOut},
+	{inventory.ErrLimitReached, kLimit},
+	{inventory.ErrSaleNotActive, kNotActive},
+	{inventory.ErrSaleNotFound, kNotFound},
+	{inventory.ErrRateLimited, kRateLimited},
+	{inventory.ErrInvalidSale, kValidation},
+	{inventory.ErrInvalidValue, kValidation},
+	{inventory.ErrLockNotAcquire, kOverloaded},
+	{order.ErrNotFound, kNotFound},
+	{order.ErrKeyInUse, kKeyInUse},
+	{order.ErrKeyReused, kKeyReused},
+	{order.ErrOverloaded, kOverloaded},
+	{order.ErrCommitExpired, kOverloaded},
+	{order.ErrInvalidValue, kValidation},
+	{order.ErrAboveLimit, kValidation},
+	{order.ErrNotTransitable, kConflict},
+	{errValidation, kValidation},
+	{errForbidden, kForbidden},
+	{errTooLarge, kTooLarge},
+	{errMediaType, kMediaType},
+}
+
+// Errors raised by the HTTP layer itself.
+var (
+	errValidation = errors.New("validation error")
+	errForbidden  = errors.New("forbidden")
+	errTooLarge   = errors.New("payload too large")
+	errMediaType  = errors.New("unsupported media type")
+)
+
+func kindOf(err error) (kind, bool) {
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.kind, true
+		}
+	}
+	return kInternal, false
+}
+
+// writeError answers err as problem+json. Known errors carry their own
+// detail; unknown ones become a generic 500 and are logged in full.
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	k, known := kindOf(err)
+	detail := err.Error()
+	if !known {
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			return // the client left; nobody reads the answer
+		}
+		h.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"request_id", requestID(r), "err", err)
+		detail = "the server failed to handle the request; it has been logged"
+	}
+	var rl *inventory.RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		setRetryAfter(w, rl.RetryAfter)
+		w.Header().Set("RateLimit", strconv.Quote(rl.Limit)+";r=0;t="+strconv.Itoa(retrySeconds(rl.RetryAfter)))
+	case k.status == http.StatusServiceUnavailable:
+		setRetryAfter(w, time.Second)
+	}
+	writeProblem(w, k, detail, r.URL.Path)
+}
+
+func writeProblem(w http.ResponseWriter, k kind, detail, instance string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(k.status)
+	_ = json.NewEncoder(w).Encode(Problem{Type: ProblemBase + k.slug, Title: k.title, Status: k.status,
+		Detail: detail, Instance: instance})
+}
+
+func retrySeconds(d time.Duration) int { return max(1, int((d+time.Second-1)/time.Second)) }
+
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(d)))
+}

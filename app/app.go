@@ -1,0 +1,205 @@
+// Package app wires flashsale by hand from its Config: the pools, clients,
+// stores, services and the HTTP handler, and runs the long-lived parts
+// until told to stop. cmd/flashsale and the end-to-end tests share it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"flashsale/api"
+	"flashsale/auth"
+	"flashsale/config"
+	"flashsale/dbschema"
+	"flashsale/inventory"
+	"flashsale/order"
+	"flashsale/order/orderpg"
+	"flashsale/shard"
+)
+
+// App is one flashsale instance.
+type App struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	pools     []*pgxpool.Pool
+	redis     []*redis.Client // node 1 first; the buy path's client
+	lockNodes []*redis.Client // short retries: a down node must not stall a lock
+	store     *orderpg.Store
+	soldOut   *inventory.SoldOut
+	sales     *inventory.Service
+	orders    *order.Service
+	handler   http.Handler
+}
+
+// New connects to every dependency, applies migrations when configured and
+// builds the handler. Close releases what New opened.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	m, err := shard.NewMap(cfg.Shards, len(cfg.DatabaseURLs))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MigrateOnStart {
+		if err := dbschema.New(cfg.DatabaseURLs, m).Up(ctx); err != nil {
+			return nil, fmt.Errorf("app: migrate: %w", err)
+		}
+	}
+	if err := a.connect(ctx); err != nil {
+		return nil, err
+	}
+	a.wire(m)
+	return a, nil
+}
+
+func (a *App) connect(ctx context.Context) error {
+	for _, u := range a.cfg.DatabaseURLs {
+		pc, err := pgxpool.ParseConfig(u)
+		if err != nil {
+			return fmt.Errorf("app: database url: %w", err)
+		}
+		pc.MaxConns = int32(a.cfg.DBMaxConns)
+		p, err := pgxpool.NewWithConfig(ctx, pc)
+		if err != nil {
+			return fmt.Errorf("app: database pool: %w", err)
+		}
+		a.pools = append(a.pools, p)
+	}
+	for _, addr := range a.cfg.RedisAddrs {
+		a.redis = append(a.redis, redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32 * runtime.GOMAXPROCS(0),
+			DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+		a.lockNodes = append(a.lockNodes, redis.NewClient(&redis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1,
+			DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}))
+	}
+	return nil
+}
+
+func (a *App) wire(m shard.Map) {
+	cfg := a.cfg
+	node1 := a.redis[0]
+	stock := inventory.NewStock(node1, cfg.RedisPrefix, inventory.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
+		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
+	saleStore := inventory.NewSaleStore(a.pools[0])
+	a.soldOut = inventory.NewSoldOut(stock, a.log)
+	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2})
+	locker := inventory.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
+	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
+	a.orders = order.NewService(a.store, stock, inventory.NewCatalog(saleStore), a.soldOut, order.Config{
+		PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
+	a.handler = api.NewHandler(api.Deps{
+		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
+		Limiter: redis_rate.NewLimiter(node1),
+		Limits:  api.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
+		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
+	})
+}
+
+// readiness lists what /readyz checks: every shard database, Redis node 1
+// and Kafka.
+func (a *App) readiness() []api.Check {
+	var checks []api.Check
+	for i, p := range a.pools {
+		checks = append(checks, api.Check{Name: fmt.Sprintf("postgres[%d]", i), Check: p.Ping})
+	}
+	checks = append(checks, api.Check{Name: "redis", Check: func(ctx context.Context) error {
+		return a.redis[0].Ping(ctx).Err()
+	}})
+	checks = append(checks, api.Check{Name: "kafka", Check: a.pingKafka})
+	return checks
+}
+
+// pingKafka asks any broker for the cluster metadata.
+func (a *App) pingKafka(ctx context.Context) error {
+	var errs []error
+	for _, b := range a.cfg.KafkaBrokers {
+		conn, err := (&kafka.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", b)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		_, err = conn.Brokers()
+		_ = conn.Close()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Handler is the HTTP API.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Orders is the order service, for in-process tools and tests.
+func (a *App) Orders() *order.Service { return a.orders }
+
+// Sales is the inventory service, for in-process tools and tests.
+func (a *App) Sales() *inventory.Service { return a.sales }
+
+// Serve runs the HTTP server on ln and the background loops until ctx
+// ends, then shuts down in order: stop accepting and finish in-flight
+// requests, then commit what is queued and stop the loops, all within the
+// shutdown timeout.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+		ReadTimeout: a.cfg.ReadTimeout, WriteTimeout: a.cfg.WriteTimeout, IdleTimeout: a.cfg.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	// The loops outlive ctx: orders still in flight need the committer.
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+	bg, bgCtx := errgroup.WithContext(bgCtx)
+	bg.Go(func() error { return a.store.Run(bgCtx) })
+	bg.Go(func() error { return a.soldOut.Run(bgCtx) })
+	if a.cfg.ReconcileInterval > 0 {
+		bg.Go(func() error { return a.sales.RunReconciler(bgCtx, a.cfg.ReconcileInterval) })
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	a.log.Info("serving", "addr", ln.Addr().String())
+	var err error
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+		defer cancel()
+		err = srv.Shutdown(sctx)
+		<-serveErr
+	}
+	stopBg()
+	if bgErr := bg.Wait(); bgErr != nil {
+		err = errors.Join(err, bgErr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases every pool and client.
+func (a *App) Close() {
+	for _, c := range append(a.redis, a.lockNodes...) {
+		_ = c.Close()
+	}
+	for _, p := range a.pools {
+		p.Close()
+	}
+}

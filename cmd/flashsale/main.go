@@ -1,0 +1,66 @@
+// Command flashsale runs the flash-sale order service and its tools:
+// serve, migrate and token.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "flashsale:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// env reads the process environment; tests pass their own.
+type env func(string) string
+
+const usage = `flashsale — takes orders in flash sales.
+
+Usage:
+  flashsale serve   [settings]                  run the HTTP API and its background loops
+  flashsale migrate up|down|version [settings]  apply, revert or show the schema migrations
+  flashsale token --sub ID [--admin] [--ttl D]  mint a development JWT (needs the jwt-secret setting)
+
+Every setting is a flag and a FLASHSALE_* environment variable; flags win.
+Settings:
+`
+
+func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return errors.New("a command is required")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stderr)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		return tokenCmd(args[1:], getenv, stdout, stderr)
+	}
+	printUsage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func printUsage(w io.Writer) {
+	fs, _ := newFlagSet("flashsale", w)
+	fmt.Fprint(w, usage)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}

@@ -1,0 +1,307 @@
+// Package config holds the one typed configuration of flashsale: every
+// setting is read from a FLASHSALE_* environment variable, may be overridden
+// by a command-line flag, has a stated default and is validated before
+// anything starts.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvPrefix prefixes every environment variable flashsale reads.
+const EnvPrefix = "FLASHSALE_"
+
+// Config is every setting of the flashsale binary.
+type Config struct {
+	HTTPAddr          string
+	DatabaseURLs      []string
+	Shards            int
+	DBMaxConns        int
+	RedisAddrs        []string
+	RedisPrefix       string
+	KafkaBrokers      []string
+	KafkaTopic        string
+	JWTSecret         string
+	PaymentWindow     time.Duration
+	UserRate          int
+	UserBurst         int
+	IPRate            int
+	IPBurst           int
+	TrustedProxies    []netip.Prefix
+	MaxInFlight       int
+	CommitBatch       int
+	CommitDeadline    time.Duration
+	ReservationGrace  time.Duration
+	ReconcileInterval time.Duration
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+	MaxBodyBytes      int64
+	MigrateOnStart    bool
+	LogLevel          slog.Level
+
+	raw map[string]string // the text each setting was parsed from, for logging
+}
+
+// setting binds one field of Config to its flag, environment variable,
+// default and help text.
+type setting struct {
+	name   string
+	def    string
+	usage  string
+	secret bool
+	set    func(c *Config, v string) error
+}
+
+// Env is the environment variable that carries the setting.
+func (s setting) Env() string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+// Defaults are chosen for the local stack started by scripts/stack.sh.
+var settings = []setting{
+	{"http-addr", ":8080", "address the HTTP API listens on", false, func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+	{"database-urls", "postgres://flashsale@127.0.0.1:55432/flashsale_0?sslmode=disable,postgres://flashsale@127.0.0.1:55432/flashsale_1?sslmode=disable",
+		"comma-separated PostgreSQL URLs; logical shard i lives on database i mod len; database 0 also holds the sales", true, setStrings(func(c *Config) *[]string { return &c.DatabaseURLs })},
+	{"shards", "16", "number of logical order shards (fixed once the schema exists, 1-1024)", false, setInt(func(c *Config) *int { return &c.Shards })},
+	{"db-max-conns", "16", "connections per PostgreSQL pool", false, setInt(func(c *Config) *int { return &c.DBMaxConns })},
+	{"redis-addrs", "127.0.0.1:56379,127.0.0.1:56380,127.0.0.1:56381",
+		"comma-separated Redis nodes; the first serves stock, rate limits and idempotency, all form the RedLock quorum", false, setStrings(func(c *Config) *[]string { return &c.RedisAddrs })},
+	{"redis-prefix", "fs", "prefix of every Redis key, so that several deployments or tests share nodes", false, func(c *Config, v string) error { c.RedisPrefix = v; return nil }},
+	{"kafka-brokers", "127.0.0.1:59092", "comma-separated Kafka bootstrap brokers", false, setStrings(func(c *Config) *[]string { return &c.KafkaBrokers })},
+	{"kafka-topic", "flashsale.orders", "topic the order events are published to", false, func(c *Config, v string) error { c.KafkaTopic = v; return nil }},
+	{"jwt-secret", "", "HS256 secret that signs buyer and admin tokens (required, at least 16 bytes)", true, func(c *Config, v string) error { c.JWTSecret = v; return nil }},
+	{"payment-window", "15m", "time a buyer has to pay before the order expires", false, setDuration(func(c *Config) *time.Duration { return &c.PaymentWindow })},
+	{"user-rate", "10", "order requests per second per buyer (GCRA)", false, setInt(func(c *Config) *int { return &c.UserRate })},
+	{"user-burst", "20", "burst of order requests per buyer", false, setInt(func(c *Config) *int { return &c.UserBurst })},
+	{"ip-rate", "2000", "requests per second per client IP (many buyers share one NAT)", false, setInt(func(c *Config) *int { return &c.IPRate })},
+	{"ip-burst", "2000", "burst of requests per client IP", false, setInt(func(c *Config) *int { return &c.IPBurst })},
+	{"trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", false, setPrefixes},
+	{"max-in-flight", "2048", "orders in flight per instance before new ones are shed with 503", false, setInt(func(c *Config) *int { return &c.MaxInFlight })},
+	{"commit-batch", "64", "most orders committed together in one PostgreSQL transaction", false, setInt(func(c *Config) *int { return &c.CommitBatch })},
+	{"commit-deadline", "10s", "an order whose reservation is older than this is not committed (the reconciler may already have returned its stock)", false, setDuration(func(c *Config) *time.Duration { return &c.CommitDeadline })},
+	{"reservation-grace", "30s", "age after which the reconciler returns a reservation that has no order; must exceed commit-deadline", false, setDuration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
+	{"reconcile-interval", "30s", "how often every sale is reconciled (0 disables the periodic run)", false, setDuration(func(c *Config) *time.Duration { return &c.ReconcileInterval })},
+	{"read-header-timeout", "5s", "HTTP server ReadHeaderTimeout", false, setDuration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout })},
+	{"read-timeout", "10s", "HTTP server ReadTimeout", false, setDuration(func(c *Config) *time.Duration { return &c.ReadTimeout })},
+	{"write-timeout", "15s", "HTTP server WriteTimeout", false, setDuration(func(c *Config) *time.Duration { return &c.WriteTimeout })},
+	{"idle-timeout", "120s", "HTTP server IdleTimeout", false, setDuration(func(c *Config) *time.Duration { return &c.IdleTimeout })},
+	{"shutdown-timeout", "20s", "how long a graceful shutdown may take", false, setDuration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"max-body-bytes", "16384", "largest request body accepted", false, func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		c.MaxBodyBytes = n
+		return err
+	}},
+	{"migrate-on-start", "true", "apply pending migrations when serve starts", false, func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.MigrateOnStart = b
+		return err
+	}},
+	{"log-level", "info", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+}
+
+func setInt(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		*field(c) = n
+		return err
+	}
+}
+
+func setDuration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		*field(c) = d
+		return err
+	}
+}
+
+func setStrings(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		*field(c) = splitList(v)
+		return nil
+	}
+}
+
+func setPrefixes(c *Config, v string) error {
+	c.TrustedProxies = nil
+	for _, s := range splitList(v) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return err
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+	}
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// settingValue adapts a setting to flag.Value so that flags override the
+// environment through the same parser.
+type settingValue struct {
+	s   setting
+	c   *Config
+	cur string
+}
+
+func (v *settingValue) String() string { return v.cur }
+
+func (v *settingValue) Set(s string) error {
+	if err := v.s.set(v.c, s); err != nil {
+		return err
+	}
+	v.cur = s
+	v.c.remember(v.s.name, s)
+	return nil
+}
+
+func (c *Config) remember(name, v string) {
+	if c.raw == nil {
+		c.raw = map[string]string{}
+	}
+	c.raw[name] = v
+}
+
+// Register adds every setting as a flag to fs and returns the Config the
+// flags write into; call Load after fs.Parse.
+func Register(fs *flag.FlagSet) *Config {
+	c := &Config{}
+	for _, s := range settings {
+		def := s.def
+		if s.secret && def != "" {
+			def = maskList(s.name, def)
+		}
+		fs.Var(&settingValue{s: s, c: c}, s.name, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.Env(), def))
+	}
+	return c
+}
+
+// Load fills every setting not given as a flag from the environment or its
+// default, then validates the whole Config.
+func Load(fs *flag.FlagSet, c *Config, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settings {
+		if given[s.name] {
+			continue
+		}
+		v, src := s.def, "default"
+		if e := getenv(s.Env()); e != "" {
+			v, src = e, s.Env()
+		}
+		if err := s.set(c, v); err != nil {
+			return fmt.Errorf("config: %s (%s=%q): %w", s.name, src, v, err)
+		}
+		c.remember(s.name, v)
+	}
+	return c.Validate()
+}
+
+// FromEnv returns the Config made of the environment and defaults alone.
+func FromEnv() (*Config, error) {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	c := Register(fs)
+	return c, Load(fs, c, os.Getenv)
+}
+
+// Validate reports the first setting whose value cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, why string) { errs = append(errs, fmt.Errorf("config: %s: %s", name, why)) }
+	if len(c.DatabaseURLs) == 0 {
+		bad("database-urls", "at least one PostgreSQL URL is required")
+	}
+	for _, u := range c.DatabaseURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "postgres" && p.Scheme != "postgresql") {
+			bad("database-urls", "not a postgres:// URL: "+mask("database-urls", u))
+		}
+	}
+	if c.Shards < 1 || c.Shards > 1024 {
+		bad("shards", "must be 1-1024")
+	}
+	if c.Shards < len(c.DatabaseURLs) {
+		bad("shards", "must be at least the number of databases")
+	}
+	if len(c.RedisAddrs) == 0 {
+		bad("redis-addrs", "at least one Redis address is required")
+	}
+	if len(c.KafkaBrokers) == 0 {
+		bad("kafka-brokers", "at least one broker is required")
+	}
+	if len(c.JWTSecret) < 16 {
+		bad("jwt-secret", "must be set and at least 16 bytes")
+	}
+	positive := map[string]int{"db-max-conns": c.DBMaxConns, "user-rate": c.UserRate, "user-burst": c.UserBurst,
+		"ip-rate": c.IPRate, "ip-burst": c.IPBurst, "max-in-flight": c.MaxInFlight, "commit-batch": c.CommitBatch}
+	for _, s := range settings {
+		if n, ok := positive[s.name]; ok && n < 1 {
+			bad(s.name, "must be at least 1")
+		}
+	}
+	if c.PaymentWindow <= 0 || c.CommitDeadline <= 0 || c.ShutdownTimeout <= 0 {
+		bad("payment-window, commit-deadline, shutdown-timeout", "must be positive")
+	}
+	if c.ReservationGrace <= c.CommitDeadline {
+		bad("reservation-grace", "must exceed commit-deadline, or the reconciler could return stock of an order still committing")
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("max-body-bytes", "must be at least 1024")
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue logs every setting once, with secrets masked.
+func (c *Config) LogValue() slog.Value {
+	attrs := make([]slog.Attr, 0, len(settings))
+	for _, s := range settings {
+		v := c.raw[s.name]
+		if s.secret && v != "" {
+			v = maskList(s.name, v)
+		}
+		attrs = append(attrs, slog.String(s.name, v))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+func maskList(name, v string) string {
+	parts := splitList(v)
+	for i, p := range parts {
+		parts[i] = mask(name, p)
+	}
+	return strings.Join(parts, ",")
+}
+
+// mask hides the password of a URL, or the whole value when it is no URL.
+func mask(name, v string) string {
+	if name != "database-urls" {
+		return "*****"
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return "*****"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "*****")
+	}
+	return u.Redacted()
+}

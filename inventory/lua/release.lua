@@ -1,0 +1,21 @@
+-- Returns the units of one reservation to stock, at most once: the
+-- reservation entry is the token, and a second call finds it gone.
+-- KEYS: 1 sale hash  2 buyers hash  3 reservations hash  4 idempotency claim
+-- ARGV: 1 reservation field  2 buyer  3 forget claim (1/0)  4 reopen channel  5 sale id
+--       6 fencing token (0 when the caller holds no lock)
+-- Returns {units returned (0 if already released), stock, stale fence (1/0)}
+local token = tonumber(ARGV[6])
+if token > 0 then
+  local fence = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
+  if token < fence then return {0, 0, 1} end
+  redis.call('HSET', KEYS[1], 'fence', token)
+end
+local v = redis.call('HGET', KEYS[3], ARGV[1])
+if not v then return {0, tonumber(redis.call('HGET', KEYS[1], 'stock') or '0'), 0} end
+local qty = tonumber(string.match(v, '^(%d+)'))
+redis.call('HDEL', KEYS[3], ARGV[1])
+local stock = redis.call('HINCRBY', KEYS[1], 'stock', qty)
+if redis.call('HINCRBY', KEYS[2], ARGV[2], -qty) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+if ARGV[3] == '1' then redis.call('DEL', KEYS[4]) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return {qty, stock, 0}

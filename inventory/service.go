@@ -1,0 +1,231 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// OrderLookup answers whether a durable order exists for a buyer's
+// idempotency key; the order store implements it.
+type OrderLookup interface {
+	OrderExists(ctx context.Context, buyer, key string) (bool, error)
+}
+
+// Service is the admin side of inventory: creating, restocking and
+// reconciling sales, each guarded by a per-sale lease.
+type Service struct {
+	sales   *SaleStore
+	stock   *Stock
+	soldOut *SoldOut
+	locker  *Locker
+	orders  OrderLookup
+	grace   time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// NewService wires the admin side; grace is how old a reservation without
+// an order must be before its stock is returned.
+func NewService(sales *SaleStore, stock *Stock, soldOut *SoldOut, locker *Locker, orders OrderLookup,
+	grace time.Duration, log *slog.Logger) *Service {
+	return &Service{sales: sales, stock: stock, soldOut: soldOut, locker: locker, orders: orders,
+		grace: grace, log: log, now: time.Now}
+}
+
+// SaleView is a sale with its live state and remaining stock.
+type SaleView struct {
+	Sale
+	State     State
+	Remaining int
+}
+
+// lockWait bounds how long an admin call waits for a busy sale's lease.
+const lockWait = 2 * time.Second
+
+// CreateSale stores the sale and loads its stock into Redis.
+func (s *Service) CreateSale(ctx context.Context, n NewSale) (SaleView, error) {
+	if err := n.Validate(s.now()); err != nil {
+		return SaleView{}, err
+	}
+	sale, err := s.sales.Create(ctx, n)
+	if err != nil {
+		return SaleView{}, err
+	}
+	if err := s.warm(ctx, sale.ID); err != nil {
+		return SaleView{}, err
+	}
+	return s.view(ctx, sale)
+}
+
+// Sale returns the sale with its live state and remaining stock.
+func (s *Service) Sale(ctx context.Context, id SaleID) (SaleView, error) {
+	sale, err := s.sales.Get(ctx, id)
+	if err != nil {
+		return SaleView{}, err
+	}
+	return s.view(ctx, sale)
+}
+
+func (s *Service) view(ctx context.Context, sale Sale) (SaleView, error) {
+	left, err := s.stock.Remaining(ctx, sale.ID)
+	if errors.Is(err, ErrSaleNotFound) {
+		// Redis lost the sale: warm it from the truth, then read again.
+		if err = s.warm(ctx, sale.ID); err == nil {
+			left, err = s.stock.Remaining(ctx, sale.ID)
+		}
+	}
+	if err != nil {
+		return SaleView{}, err
+	}
+	return SaleView{Sale: sale, State: sale.StateAt(s.now()), Remaining: left}, nil
+}
+
+// warm loads the sale's truth from PostgreSQL into Redis under its lease.
+func (s *Service) warm(ctx context.Context, id SaleID) error {
+	return s.guarded(ctx, id, func(token int64) error {
+		sale, err := s.sales.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		_, err = s.stock.Warm(ctx, sale, token)
+		return err
+	})
+}
+
+// Restock adds units in PostgreSQL, then in Redis, and reopens the sale on
+// every instance. A crash between the two leaves Redis short, never over:
+// the next warm-up or reconciliation adds the difference once.
+func (s *Service) Restock(ctx context.Context, id SaleID, q Quantity) (SaleView, error) {
+	var sale Sale
+	err := s.guarded(ctx, id, func(token int64) error {
+		var err error
+		if sale, err = s.sales.AddStock(ctx, id, q, token); err != nil {
+			return err
+		}
+		_, err = s.stock.Warm(ctx, sale, token)
+		return err
+	})
+	if err != nil {
+		return SaleView{}, err
+	}
+	s.soldOut.Reopen(id)
+	return s.view(ctx, sale)
+}
+
+// guarded runs fn under the sale's lease with its fencing token.
+func (s *Service) guarded(ctx context.Context, id SaleID, fn func(token int64) error) error {
+	lease, err := s.locker.Acquire(ctx, "sale:"+id.String(), lockWait)
+	if err != nil {
+		return err
+	}
+	defer lease.Release(ctx)
+	return fn(lease.Token)
+}
+
+// Reconciled counts what one reconciliation found.
+type Reconciled struct {
+	Confirmed     int `json:"confirmed"`
+	Released      int `json:"released"`
+	UnitsReturned int `json:"units_returned"`
+	Pending       int `json:"pending"`
+}
+
+// Reconcile compares the sale's Redis reservations with PostgreSQL's
+// orders: a reservation older than the grace period with no order (its
+// request crashed between reserve and commit) gives its units back; one
+// with an order is marked confirmed. Commits carry a deadline shorter than
+// the grace period, so an order can no longer appear for a reservation
+// this returns.
+func (s *Service) Reconcile(ctx context.Context, id SaleID) (Reconciled, error) {
+	var out Reconciled
+	err := s.guarded(ctx, id, func(token int64) error {
+		if err := s.sales.Fence(ctx, id, token); err != nil {
+			return err
+		}
+		sale, err := s.sales.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := s.stock.Warm(ctx, sale, token); err != nil {
+			return err
+		}
+		out, err = s.settle(ctx, id, token)
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) settle(ctx context.Context, id SaleID, token int64) (Reconciled, error) {
+	var out Reconciled
+	holds, err := s.stock.Holds(ctx, id)
+	if err != nil {
+		return out, err
+	}
+	cutoff := s.now().Add(-s.grace)
+	var durable []Held
+	for _, h := range holds {
+		if h.Confirmed {
+			continue
+		}
+		if h.At.After(cutoff) {
+			out.Pending++
+			continue
+		}
+		exists, err := s.orders.OrderExists(ctx, h.Buyer, h.Key)
+		if err != nil {
+			return out, err
+		}
+		if exists {
+			durable = append(durable, h)
+			continue
+		}
+		n, _, err := s.stock.releaseFenced(ctx, id, h.Buyer, h.Key, true, token)
+		if err != nil {
+			return out, err
+		}
+		out.Released++
+		out.UnitsReturned += n
+	}
+	out.Confirmed = len(durable)
+	return out, s.stock.confirmHolds(ctx, id, durable, token)
+}
+
+// RunReconciler reconciles every live sale each interval until ctx ends;
+// a sale whose lease another instance holds is skipped this round.
+func (s *Service) RunReconciler(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.reconcileAll(ctx)
+		}
+	}
+}
+
+func (s *Service) reconcileAll(ctx context.Context) {
+	ids, err := s.sales.Live(ctx, time.Hour)
+	if err != nil {
+		s.log.ErrorContext(ctx, "reconciler: list sales", "err", err)
+		return
+	}
+	for _, id := range ids {
+		r, err := s.Reconcile(ctx, id)
+		switch {
+		case errors.Is(err, ErrLockNotAcquire), ctx.Err() != nil:
+		case err != nil:
+			s.log.ErrorContext(ctx, "reconciler: sale failed", "sale_id", id.String(), "err", err)
+		case r.Released > 0:
+			s.log.WarnContext(ctx, "reconciler returned orphaned reservations", "sale_id", id.String(),
+				"released", r.Released, "units", r.UnitsReturned)
+		}
+	}
+}
+
+// Stock exposes the live stock to the order path.
+func (s *Service) Stock() *Stock { return s.stock }
+

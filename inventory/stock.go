@@ -1,0 +1,242 @@
+package inventory
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed lua/reserve.lua
+	reserveLua string
+	//go:embed lua/release.lua
+	releaseLua string
+	//go:embed lua/warm.lua
+	warmLua string
+	//go:embed lua/confirm.lua
+	confirmLua string
+)
+
+// ClaimTTL is how long an idempotency claim lives in Redis; PostgreSQL's
+// unique (user_id, idempotency_key) keeps the guarantee beyond it.
+const ClaimTTL = 25 * time.Hour
+
+// Limits are the GCRA rates folded into the reservation script, saving the
+// round trip a separate rate-limit call would cost every buyer.
+type Limits struct {
+	UserRate, UserBurst int
+	IPRate, IPBurst     int
+}
+
+// Reservation asks for units of a sale for one buyer under one
+// idempotency key.
+type Reservation struct {
+	Sale        SaleID
+	Buyer       string
+	Key         string
+	Fingerprint string
+	Qty         Quantity
+	ClientIP    string
+}
+
+// Reserved is a successful reservation.
+type Reserved struct {
+	At        time.Time // Redis time of the reservation; commits must follow within the commit deadline
+	StockLeft int
+}
+
+// Held is one reservation found in Redis.
+type Held struct {
+	Buyer     string
+	Key       string
+	Qty       int
+	At        time.Time
+	Confirmed bool
+}
+
+// Stock is the live stock of every sale in Redis node 1.
+type Stock struct {
+	rdb     *redis.Client
+	prefix  string
+	limits  Limits
+	reserve *redis.Script
+	release *redis.Script
+	warm    *redis.Script
+	confirm *redis.Script
+}
+
+// NewStock returns the stock kept under prefix on rdb.
+func NewStock(rdb *redis.Client, prefix string, limits Limits) *Stock {
+	return &Stock{
+		rdb: rdb, prefix: prefix, limits: limits,
+		reserve: redis.NewScript(reserveLua), release: redis.NewScript(releaseLua),
+		warm: redis.NewScript(warmLua), confirm: redis.NewScript(confirmLua),
+	}
+}
+
+// Channel is the pub/sub channel on which stock releases are announced.
+func (s *Stock) Channel() string { return s.prefix + ":reopen" }
+
+func (s *Stock) saleKey(id SaleID) string { return s.prefix + ":{sale:" + id.String() + "}" }
+
+func field(buyer, key string) string { return buyer + "\x00" + key }
+
+func (s *Stock) claimKey(id SaleID, buyer, key string) string {
+	return s.saleKey(id) + ":idem:" + field(buyer, key)
+}
+
+// Reserve runs the reservation script: one round trip decides the rate
+// limits, the idempotency claim, the sale window, the buyer's limit and the
+// stock, and takes the units when all allow it.
+func (s *Stock) Reserve(ctx context.Context, r Reservation) (Reserved, error) {
+	sk := s.saleKey(r.Sale)
+	keys := []string{sk, sk + ":buyers", sk + ":res", s.claimKey(r.Sale, r.Buyer, r.Key),
+		sk + ":rl:u:" + r.Buyer, sk + ":rl:ip:" + r.ClientIP}
+	l := s.limits
+	res, err := s.reserve.Run(ctx, s.rdb, keys, r.Qty.Int(), r.Fingerprint, r.Buyer, field(r.Buyer, r.Key),
+		l.UserRate, l.UserBurst, l.IPRate, l.IPBurst, int(ClaimTTL/time.Second)).Int64Slice()
+	if err != nil {
+		return Reserved{}, fmt.Errorf("inventory: reserve: %w", err)
+	}
+	return reserveOutcome(res)
+}
+
+func reserveOutcome(res []int64) (Reserved, error) {
+	if len(res) != 3 {
+		return Reserved{}, fmt.Errorf("inventory: reserve: unexpected reply %v", res)
+	}
+	switch res[0] {
+	case 0:
+		return Reserved{At: time.UnixMilli(res[1]), StockLeft: int(res[2])}, nil
+	case 1:
+		return Reserved{StockLeft: int(res[1])}, ErrSoldOut
+	case 2:
+		return Reserved{}, ErrLimitReached
+	case 3:
+		return Reserved{}, ErrSaleNotActive
+	case 4:
+		return Reserved{}, ErrSaleNotFound
+	case 5:
+		limit := "buyer"
+		if res[2] == 2 {
+			limit = "ip"
+		}
+		return Reserved{}, &RateLimitError{Limit: limit, RetryAfter: time.Duration(res[1]) * time.Millisecond}
+	case 6:
+		return Reserved{}, ErrKeyClaimed
+	case 7:
+		return Reserved{}, ErrKeyReused
+	}
+	return Reserved{}, fmt.Errorf("inventory: reserve: unknown code %d", res[0])
+}
+
+// Release returns a reservation's units to stock, at most once however
+// often it is called; forget also drops the idempotency claim, so that a
+// retry of a request that made no order is judged afresh. It reports the
+// units returned.
+func (s *Stock) Release(ctx context.Context, sale SaleID, buyer, key string, forget bool) (int, error) {
+	n, _, err := s.releaseFenced(ctx, sale, buyer, key, forget, 0)
+	return n, err
+}
+
+func (s *Stock) releaseFenced(ctx context.Context, sale SaleID, buyer, key string, forget bool, token int64) (int, int, error) {
+	sk := s.saleKey(sale)
+	f := "0"
+	if forget {
+		f = "1"
+	}
+	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key)},
+		field(buyer, key), buyer, f, s.Channel(), sale.String(), token).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("inventory: release: %w", err)
+	}
+	if res[2] == 1 {
+		return 0, 0, ErrStaleFence
+	}
+	return int(res[0]), int(res[1]), nil
+}
+
+// Warm loads a sale into Redis, or raises its stock to PostgreSQL's total;
+// token is the fencing token of the lock the caller holds.
+func (s *Stock) Warm(ctx context.Context, sale Sale, token int64) (int, error) {
+	res, err := s.warm.Run(ctx, s.rdb, []string{s.saleKey(sale.ID)}, sale.Stock, sale.StartsAt.UnixMilli(),
+		sale.EndsAt.UnixMilli(), sale.PerUserLimit, token, s.Channel(), sale.ID.String()).Int64Slice()
+	if err != nil {
+		return 0, fmt.Errorf("inventory: warm: %w", err)
+	}
+	if res[2] == 1 {
+		return 0, ErrStaleFence
+	}
+	return int(res[0]), nil
+}
+
+// Remaining is the live stock of a sale, and ErrSaleNotFound when Redis
+// does not hold it.
+func (s *Stock) Remaining(ctx context.Context, sale SaleID) (int, error) {
+	n, err := s.rdb.HGet(ctx, s.saleKey(sale), "stock").Int()
+	if errors.Is(err, redis.Nil) {
+		return 0, ErrSaleNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("inventory: remaining: %w", err)
+	}
+	return n, nil
+}
+
+// Holds lists the sale's reservations.
+func (s *Stock) Holds(ctx context.Context, sale SaleID) ([]Held, error) {
+	m, err := s.rdb.HGetAll(ctx, s.saleKey(sale)+":res").Result()
+	if err != nil {
+		return nil, fmt.Errorf("inventory: holds: %w", err)
+	}
+	out := make([]Held, 0, len(m))
+	for f, v := range m {
+		h, ok := parseHeld(f, v)
+		if !ok {
+			return nil, fmt.Errorf("inventory: holds: malformed reservation %q=%q", f, v)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func parseHeld(f, v string) (Held, bool) {
+	buyer, key, ok := strings.Cut(f, "\x00")
+	parts := strings.Split(v, ":")
+	if !ok || len(parts) < 2 {
+		return Held{}, false
+	}
+	qty, err1 := strconv.Atoi(parts[0])
+	ms, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Held{}, false
+	}
+	return Held{Buyer: buyer, Key: key, Qty: qty, At: time.UnixMilli(ms), Confirmed: len(parts) == 3 && parts[2] == "c"}, true
+}
+
+// confirmHolds marks the reservations whose orders are durable.
+func (s *Stock) confirmHolds(ctx context.Context, sale SaleID, holds []Held, token int64) error {
+	if len(holds) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(holds)+1)
+	args = append(args, token)
+	for _, h := range holds {
+		args = append(args, field(h.Buyer, h.Key))
+	}
+	sk := s.saleKey(sale)
+	res, err := s.confirm.Run(ctx, s.rdb, []string{sk, sk + ":res"}, args...).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("inventory: confirm: %w", err)
+	}
+	if res[1] == 1 {
+		return ErrStaleFence
+	}
+	return nil
+}

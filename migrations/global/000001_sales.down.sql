@@ -1,0 +1,2 @@
+DROP SEQUENCE IF EXISTS fencing_tokens;
+DROP TABLE IF EXISTS sales;

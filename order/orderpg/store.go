@@ -1,0 +1,183 @@
+// Package orderpg is the PostgreSQL order store: orders and their outbox
+// rows on sharded schemas, committed in shared transactions (group commit)
+// so that concurrent orders share one fsync instead of paying one each.
+package orderpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"flashsale"
+	"flashsale/inventory"
+	"flashsale/order"
+	"flashsale/shard"
+)
+
+// Store is the sharded PostgreSQL order store.
+type Store struct {
+	pools    []*pgxpool.Pool
+	m        shard.Map
+	q        []queries // by shard
+	batchers []*batcher
+}
+
+// queries are the statements of one shard, its schema substituted.
+type queries struct {
+	create, byKey, get, list string
+}
+
+// Options tunes group commit.
+type Options struct {
+	MaxBatch int // most orders in one transaction
+	Workers  int // transactions in flight per database
+}
+
+// New returns the store over pools, one per database in shard-map order.
+func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
+	s := &Store{pools: pools, m: m, q: make([]queries, m.Shards())}
+	for i := range m.Shards() {
+		schema := shard.ID(i).Schema()
+		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", schema) }
+		s.q[i] = queries{create: sub("order_create"), byKey: sub("order_by_key"), get: sub("order_get"), list: sub("order_list")}
+	}
+	for _, p := range pools {
+		s.batchers = append(s.batchers, newBatcher(p, max(1, opt.MaxBatch), max(1, opt.Workers)))
+	}
+	return s
+}
+
+// Run commits queued orders until ctx ends, then commits what is still
+// queued and returns. Cancel its ctx only after the HTTP server drained.
+func (s *Store) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	for _, b := range s.batchers {
+		go func() { b.run(ctx); done <- struct{}{} }()
+	}
+	for range s.batchers {
+		<-done
+	}
+	return nil
+}
+
+// Create commits the order and its OrderCreated event on the buyer's shard,
+// together with whatever other orders are waiting for that database.
+func (s *Store) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
+	sh := s.m.ForUser(o.Buyer.String())
+	p := &pending{sql: s.q[sh].create, args: []any{o.Sale.ID.Int64(), o.Buyer.String(), o.Key.String(), o.RequestHash,
+		o.Qty, o.Sale.PriceCents * int64(o.Qty), o.Sale.Currency, o.Window, o.Deadline}, done: make(chan result, 1)}
+	r, err := s.batchers[s.m.Database(sh)].submit(ctx, p)
+	if err != nil {
+		return order.Order{}, err
+	}
+	if !r.inserted {
+		return order.Order{}, s.whyNotInserted(ctx, o)
+	}
+	return order.Order{ID: r.id, SaleID: o.Sale.ID, Buyer: o.Buyer, Key: o.Key, RequestHash: o.RequestHash,
+		Quantity: o.Qty, AmountCents: o.Sale.PriceCents * int64(o.Qty), Currency: o.Sale.Currency,
+		Status: order.StatusPendingPayment, CreatedAt: r.createdAt, ExpiresAt: r.expiresAt}, nil
+}
+
+// whyNotInserted tells a duplicate key from a missed commit deadline.
+func (s *Store) whyNotInserted(ctx context.Context, o order.NewOrder) error {
+	_, err := s.ByKey(ctx, o.Buyer, o.Key)
+	switch {
+	case err == nil:
+		return order.ErrDuplicate
+	case errors.Is(err, order.ErrNotFound):
+		return order.ErrCommitExpired
+	default:
+		return err
+	}
+}
+
+// ByKey finds the order a buyer's idempotency key made.
+func (s *Store) ByKey(ctx context.Context, buyer order.BuyerID, key order.IdemKey) (order.Order, error) {
+	sh := s.m.ForUser(buyer.String())
+	return scanOrder(s.pools[s.m.Database(sh)].QueryRow(ctx, s.q[sh].byKey, buyer.String(), key.String()))
+}
+
+// OrderExists tells the reconciler whether a reservation became an order.
+func (s *Store) OrderExists(ctx context.Context, buyer, key string) (bool, error) {
+	b, err1 := order.ParseBuyerID(buyer)
+	k, err2 := order.ParseIdemKey(key)
+	if err := errors.Join(err1, err2); err != nil {
+		return false, err
+	}
+	_, err := s.ByKey(ctx, b, k)
+	if errors.Is(err, order.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Get reads one order with one query on the database its id names.
+func (s *Store) Get(ctx context.Context, id order.ID) (order.Order, error) {
+	sh, ok := s.m.ForOrder(id.Int64())
+	if !ok {
+		return order.Order{}, order.ErrNotFound
+	}
+	return scanOrder(s.pools[s.m.Database(sh)].QueryRow(ctx, s.q[sh].get, id.Int64()))
+}
+
+// List reads a page of the buyer's orders, newest first, from its shard.
+func (s *Store) List(ctx context.Context, buyer order.BuyerID, before *order.ID, limit int) (order.Page, error) {
+	sh := s.m.ForUser(buyer.String())
+	cursor := int64(math.MaxInt64)
+	if before != nil {
+		cursor = before.Int64()
+	}
+	rows, err := s.pools[s.m.Database(sh)].Query(ctx, s.q[sh].list, buyer.String(), cursor, limit+1)
+	if err != nil {
+		return order.Page{}, fmt.Errorf("orderpg: list: %w", err)
+	}
+	orders, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Order, error) { return scanOrder(r) })
+	if err != nil {
+		return order.Page{}, err
+	}
+	var page order.Page
+	if len(orders) > limit {
+		orders = orders[:limit]
+		next := orders[limit-1].ID
+		page.Next = &next
+	}
+	page.Orders = orders
+	return page, nil
+}
+
+func scanOrder(row pgx.Row) (order.Order, error) {
+	var o order.Order
+	var id, saleID int64
+	var buyer, key, status string
+	err := row.Scan(&id, &saleID, &buyer, &key, &o.RequestHash, &o.Quantity, &o.AmountCents, &o.Currency, &status,
+		&o.CreatedAt, &o.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return order.Order{}, order.ErrNotFound
+	}
+	if err != nil {
+		return order.Order{}, translate(err)
+	}
+	var errs [4]error
+	o.ID, errs[0] = order.ParseID(fmt.Sprint(id))
+	o.SaleID, errs[1] = inventory.NewSaleID(saleID)
+	o.Buyer, errs[2] = order.ParseBuyerID(buyer)
+	o.Key, errs[3] = order.ParseIdemKey(key)
+	o.Status = order.Status(status)
+	o.CreatedAt, o.ExpiresAt = o.CreatedAt.UTC(), o.ExpiresAt.UTC()
+	return o, errors.Join(errs[:]...)
+}
+
+// translate turns PostgreSQL error codes into domain errors, once, here.
+func translate(err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "23505" {
+		return fmt.Errorf("%w: %s", order.ErrDuplicate, pg.ConstraintName)
+	}
+	return fmt.Errorf("orderpg: %w", err)
+}

@@ -1,0 +1,164 @@
+package order
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"flashsale/inventory"
+)
+
+// Store persists orders; the PostgreSQL store commits each order with its
+// outbox row, and decorators (metrics, tracing) wrap the same interface.
+type Store interface {
+	Create(ctx context.Context, o NewOrder) (Order, error)
+	ByKey(ctx context.Context, buyer BuyerID, key IdemKey) (Order, error)
+	Get(ctx context.Context, id ID) (Order, error)
+	List(ctx context.Context, buyer BuyerID, before *ID, limit int) (Page, error)
+}
+
+// Stock is the part of inventory the buy path uses.
+type Stock interface {
+	Reserve(ctx context.Context, r inventory.Reservation) (inventory.Reserved, error)
+	Release(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool) (int, error)
+}
+
+// Catalog reads sales, from memory on the hot path.
+type Catalog interface {
+	Sale(ctx context.Context, id inventory.SaleID) (inventory.Sale, error)
+}
+
+// SoldOut is the per-instance memory of sold-out sales.
+type SoldOut interface {
+	Is(id inventory.SaleID) bool
+	Mark(id inventory.SaleID)
+}
+
+// Config tunes the buy path.
+type Config struct {
+	PaymentWindow  time.Duration
+	CommitDeadline time.Duration
+	MaxInFlight    int
+}
+
+// Service places and reads orders.
+type Service struct {
+	store    Store
+	stock    Stock
+	catalog  Catalog
+	soldOut  SoldOut
+	cfg      Config
+	inflight chan struct{}
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// NewService wires the buy path.
+func NewService(store Store, stock Stock, catalog Catalog, soldOut SoldOut, cfg Config, log *slog.Logger) *Service {
+	return &Service{store: store, stock: stock, catalog: catalog, soldOut: soldOut, cfg: cfg,
+		inflight: make(chan struct{}, cfg.MaxInFlight), log: log, now: time.Now}
+}
+
+// Place buys units for a buyer, exactly once per idempotency key. It
+// returns the order and whether it is a replay of one placed earlier.
+//
+// The cheapest refusals come first and cost no network call: an unknown or
+// inactive sale, a quantity above the limit, a sale this instance knows is
+// sold out, too much work in flight. Then one Redis script reserves, and one
+// PostgreSQL transaction (shared with concurrent orders) commits the order
+// and its event.
+func (s *Service) Place(ctx context.Context, r PlaceRequest) (Order, bool, error) {
+	sale, err := s.catalog.Sale(ctx, r.Sale)
+	if err != nil {
+		return Order{}, false, err
+	}
+	if r.Qty.Int() > sale.PerUserLimit {
+		return Order{}, false, fmt.Errorf("%w: at most %d", ErrAboveLimit, sale.PerUserLimit)
+	}
+	if sale.StateAt(s.now()) != inventory.StateActive {
+		return Order{}, false, inventory.ErrSaleNotActive
+	}
+	if s.soldOut.Is(r.Sale) {
+		return Order{}, false, inventory.ErrSoldOut
+	}
+	select {
+	case s.inflight <- struct{}{}:
+		defer func() { <-s.inflight }()
+	default:
+		return Order{}, false, ErrOverloaded
+	}
+	return s.reserveAndCommit(ctx, sale, r)
+}
+
+func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r PlaceRequest) (Order, bool, error) {
+	res, err := s.stock.Reserve(ctx, inventory.Reservation{Sale: r.Sale, Buyer: r.Buyer.String(), Key: r.Key.String(),
+		Fingerprint: r.fingerprintHex(), Qty: r.Qty, ClientIP: r.ClientIP})
+	switch {
+	case errors.Is(err, inventory.ErrSoldOut):
+		if res.StockLeft == 0 {
+			s.soldOut.Mark(r.Sale)
+		}
+		return Order{}, false, err
+	case errors.Is(err, inventory.ErrKeyClaimed):
+		return s.replay(ctx, r)
+	case errors.Is(err, inventory.ErrKeyReused):
+		return Order{}, false, ErrKeyReused
+	case err != nil:
+		return Order{}, false, err
+	}
+	if res.StockLeft == 0 {
+		s.soldOut.Mark(r.Sale)
+	}
+	o, err := s.store.Create(ctx, NewOrder{Sale: sale, Buyer: r.Buyer, Key: r.Key, RequestHash: r.Fingerprint(),
+		Qty: r.Qty.Int(), Window: s.cfg.PaymentWindow, Deadline: res.At.Add(s.cfg.CommitDeadline)})
+	if err == nil {
+		return o, false, nil
+	}
+	// No order was written under this reservation: give its units back
+	// before answering, and forget the claim so a retry is judged afresh.
+	if _, rerr := s.stock.Release(context.WithoutCancel(ctx), r.Sale, r.Buyer.String(), r.Key.String(), true); rerr != nil {
+		s.log.ErrorContext(ctx, "release after failed commit", "sale_id", r.Sale.String(), "err", rerr)
+	}
+	if errors.Is(err, ErrDuplicate) {
+		// Redis forgot the claim (or the key was used for another sale);
+		// PostgreSQL's unique key caught it.
+		return s.replay(ctx, r)
+	}
+	return Order{}, false, err
+}
+
+// replay answers a request whose key was already claimed: with the order it
+// made, or 409 while the first request is still running.
+func (s *Service) replay(ctx context.Context, r PlaceRequest) (Order, bool, error) {
+	o, err := s.store.ByKey(ctx, r.Buyer, r.Key)
+	if errors.Is(err, ErrNotFound) {
+		return Order{}, false, ErrKeyInUse
+	}
+	if err != nil {
+		return Order{}, false, err
+	}
+	if !bytes.Equal(o.RequestHash, r.Fingerprint()) {
+		return Order{}, false, ErrKeyReused
+	}
+	return o, true, nil
+}
+
+// Get returns the buyer's order; another buyer's order is not found.
+func (s *Service) Get(ctx context.Context, buyer BuyerID, id ID) (Order, error) {
+	o, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Order{}, err
+	}
+	if o.Buyer != buyer {
+		return Order{}, ErrNotFound
+	}
+	return o, nil
+}
+
+// List returns a page of the buyer's orders, newest first.
+func (s *Service) List(ctx context.Context, buyer BuyerID, before *ID, limit int) (Page, error) {
+	return s.store.List(ctx, buyer, before, limit)
+}

@@ -1,0 +1,1 @@
+SELECT nextval('fencing_tokens')

@@ -1,0 +1,2 @@
+-- Sales that may still hold reservations worth reconciling.
+SELECT id FROM sales WHERE ends_at > now() - $1::interval ORDER BY id
