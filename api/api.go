@@ -67,7 +67,9 @@ func NewHandler(d Deps) http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}, r.Method+" is not allowed here", r.URL.Path)
 	})
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	r.Get("/readyz", h.ready)
 	r.Route("/v1", func(r chi.Router) {
 		r.With(h.limitIP).Get("/sales/{id}", h.getSale)
