@@ -42,6 +42,7 @@ type Deps struct {
 	Sales          *inventory.Service
 	Verifier       *auth.Verifier
 	Limiter        *redis_rate.Limiter // rate limits of the endpoints other than the buy path
+	KeyPrefix      string              // prefixes the limiter's Redis keys, like every other key
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 	MaxBodyBytes   int64
@@ -192,13 +193,13 @@ func (h *handler) trusted(ip netip.Addr) bool {
 
 func (h *handler) limitIP(next http.Handler) http.Handler {
 	return h.limit(func(r *http.Request) (string, redis_rate.Limit, string) {
-		return "ip:" + h.clientIP(r), redis_rate.Limit{Rate: h.Limits.IPRate, Burst: h.Limits.IPBurst, Period: time.Second}, "ip"
+		return h.KeyPrefix + ":ip:" + h.clientIP(r), redis_rate.Limit{Rate: h.Limits.IPRate, Burst: h.Limits.IPBurst, Period: time.Second}, "ip"
 	}, h.ipPolicy, next)
 }
 
 func (h *handler) limitBuyer(next http.Handler) http.Handler {
 	return h.limit(func(r *http.Request) (string, redis_rate.Limit, string) {
-		return "buyer:" + claims(r).Subject, redis_rate.Limit{Rate: h.Limits.UserRate, Burst: h.Limits.UserBurst, Period: time.Second}, "buyer"
+		return h.KeyPrefix + ":buyer:" + claims(r).Subject, redis_rate.Limit{Rate: h.Limits.UserRate, Burst: h.Limits.UserBurst, Period: time.Second}, "buyer"
 	}, h.userPolicy, next)
 }
 
