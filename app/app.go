@@ -104,7 +104,7 @@ func (a *App) wire(m shard.Map) {
 		PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
-		Limiter:        redis_rate.NewLimiter(node1),
+		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
 		Limits:         api.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
 	})
