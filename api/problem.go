@@ -73,6 +73,7 @@ var errorTable = []struct {
 	{order.ErrKeyReused, kKeyReused},
 	{order.ErrOverloaded, kOverloaded},
 	{order.ErrCommitExpired, kOverloaded},
+	{order.ErrCommitUnknown, kOverloaded},
 	{order.ErrInvalidValue, kValidation},
 	{order.ErrAboveLimit, kValidation},
 	{order.ErrNotTransitable, kConflict},

@@ -84,7 +84,7 @@ func (a *App) connect(ctx context.Context) error {
 	for _, addr := range a.cfg.RedisAddrs {
 		a.redis = append(a.redis, redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32 * runtime.GOMAXPROCS(0),
 			DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
-		a.lockNodes = append(a.lockNodes, redis.NewClient(&redis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1,
+		a.lockNodes = append(a.lockNodes, redis.NewClient(&redis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1, ContextTimeoutEnabled: true,
 			DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}))
 	}
 	return nil

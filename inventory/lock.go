@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -42,19 +41,22 @@ type Lease struct {
 // token. The token is minted after the lock is held, so a later holder
 // always carries a larger token.
 func (l *Locker) Acquire(ctx context.Context, name string, wait time.Duration) (*Lease, error) {
-	tries := max(1, int(wait/(50*time.Millisecond)))
-	mu := l.rs.NewMutex(l.prefix+":lock:"+name, redsync.WithExpiry(l.ttl), redsync.WithTries(tries),
-		redsync.WithRetryDelay(50*time.Millisecond))
-	if err := mu.LockContext(ctx); err != nil {
-		var taken *redsync.ErrTaken
-		if errors.As(err, &taken) || errors.Is(err, redsync.ErrFailed) {
-			return nil, fmt.Errorf("%w: %s", ErrLockNotAcquire, name)
-		}
-		return nil, fmt.Errorf("inventory: lock %s: %w", name, err)
+	const delay = 50 * time.Millisecond
+	// FailFast answers as soon as a quorum has spoken, so a node that is
+	// down costs nothing; the deadline bounds the whole attempt.
+	mu := l.rs.NewMutex(l.prefix+":lock:"+name, redsync.WithExpiry(l.ttl), redsync.WithTries(max(1, int(wait/delay))),
+		redsync.WithRetryDelay(delay), redsync.WithFailFast(true))
+	lctx, cancel := context.WithTimeout(ctx, wait+l.ttl/2)
+	defer cancel()
+	if err := mu.LockContext(lctx); err != nil {
+		// redsync answers taken, failed, or a join of node errors when the
+		// nodes disagree; every one of them means "not held".
+		return nil, fmt.Errorf("%w: %s: %w", ErrLockNotAcquire, name, err)
 	}
 	token, err := l.tokens(ctx)
 	if err != nil {
-		_, _ = mu.UnlockContext(context.WithoutCancel(ctx))
+		le := &Lease{mu: mu}
+		le.Release(ctx)
 		return nil, err
 	}
 	return &Lease{Token: token, mu: mu}, nil
@@ -63,5 +65,7 @@ func (l *Locker) Acquire(ctx context.Context, name string, wait time.Duration) (
 // Release gives the lock back; a lease that already expired is not an
 // error, since its writes were fenced anyway.
 func (le *Lease) Release(ctx context.Context) {
-	_, _ = le.mu.UnlockContext(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_, _ = le.mu.UnlockContext(ctx)
 }

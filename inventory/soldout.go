@@ -42,7 +42,7 @@ func (s *SoldOut) Reopen(id SaleID) { s.sales.Delete(id) }
 func (s *SoldOut) Run(ctx context.Context) error {
 	sub := s.stock.rdb.Subscribe(ctx, s.stock.Channel())
 	defer sub.Close()
-	msgs := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
+	msgs := sub.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
 	for {
@@ -53,12 +53,23 @@ func (s *SoldOut) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if id, err := ParseSaleID(m.Payload); err == nil {
-				s.Reopen(id)
-			}
+			s.receive(ctx, m)
 		case <-tick.C:
 			s.recheck(ctx)
 		}
+	}
+}
+
+// receive reopens the announced sale; a (re)subscription means messages
+// may have been lost while disconnected, so every marked sale is checked.
+func (s *SoldOut) receive(ctx context.Context, m any) {
+	switch m := m.(type) {
+	case *redis.Message:
+		if id, err := ParseSaleID(m.Payload); err == nil {
+			s.Reopen(id)
+		}
+	case *redis.Subscription:
+		s.recheck(ctx)
 	}
 }
 

@@ -23,6 +23,7 @@ var (
 	ErrInvalidValue   = errors.New("order: invalid value")
 	ErrAboveLimit     = errors.New("order: quantity above the sale's per-buyer limit")
 	ErrCommitExpired  = errors.New("order: reservation outlived the commit deadline")
+	ErrCommitUnknown  = errors.New("order: commit outcome unknown")
 	ErrDuplicate      = errors.New("order: an order already exists for this idempotency key")
 	ErrNotTransitable = errors.New("order: status does not allow this transition")
 )

@@ -117,6 +117,12 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 	if err == nil {
 		return o, false, nil
 	}
+	if errors.Is(err, ErrCommitUnknown) {
+		// The order may exist: keep the reservation and the claim. A retry
+		// with the same key replays the order if it committed; otherwise
+		// the reconciler returns the units after the grace period.
+		return Order{}, false, err
+	}
 	// No order was written under this reservation: give its units back
 	// before answering, and forget the claim so a retry is judged afresh.
 	if _, rerr := s.stock.Release(context.WithoutCancel(ctx), r.Sale, r.Buyer.String(), r.Key.String(), true); rerr != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"flashsale/order"
@@ -117,14 +118,24 @@ func (b *batcher) fill(batch []*pending) []*pending {
 // enforced by PostgreSQL's clock inside the statement.
 const commitTimeout = 5 * time.Second
 
-// commit runs the batch as one implicit transaction. When it fails as a
-// whole, each order is retried alone, so one bad order cannot sink the
-// others.
+// commit runs the batch as one implicit transaction.
 func (b *batcher) commit(ctx context.Context, batch []*pending) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	results, err := b.exec(ctx, batch)
+	var pgErr *pgconn.PgError
+	if err != nil && !errors.As(err, &pgErr) {
+		// A network error or timeout leaves the outcome unknown: the
+		// transaction may have committed. Nobody may return the stock now;
+		// the reconciler settles it against what PostgreSQL holds.
+		for _, p := range batch {
+			p.done <- result{err: fmt.Errorf("%w: %w", order.ErrCommitUnknown, err)}
+		}
+		return
+	}
 	if err != nil && len(batch) > 1 {
+		// PostgreSQL refused the batch, so none of it committed: retry each
+		// order alone so one bad order cannot sink the others.
 		for _, p := range batch {
 			b.commit(ctx, []*pending{p})
 		}

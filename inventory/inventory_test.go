@@ -1,0 +1,190 @@
+package inventory_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"flashsale/internal/testenv"
+	"flashsale/inventory"
+)
+
+// fixture is inventory on the real stack: sales in PostgreSQL, stock in
+// Redis node 1, leases over all three nodes.
+type fixture struct {
+	sales  *inventory.SaleStore
+	stock  *inventory.Stock
+	locker *inventory.Locker
+	svc    *inventory.Service
+}
+
+// noOrders answers that no reservation ever became an order.
+type noOrders struct{}
+
+func (noOrders) OrderExists(context.Context, string, string) (bool, error) { return false, nil }
+
+func newFixture(t *testing.T, lease, grace time.Duration, orders inventory.OrderLookup) fixture {
+	t.Helper()
+	cfg := testenv.Config(t, 2)
+	pools := testenv.Pools(t, cfg)
+	var nodes []*redis.Client
+	for i := range cfg.RedisAddrs {
+		nodes = append(nodes, testenv.Redis(t, cfg, i))
+	}
+	f := fixture{sales: inventory.NewSaleStore(pools[0])}
+	f.stock = inventory.NewStock(nodes[0], cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
+	f.locker = inventory.NewLocker(nodes, cfg.RedisPrefix, lease, f.sales.NextToken)
+	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, testenv.Logger(t)), f.locker, orders, grace, testenv.Logger(t))
+	return f
+}
+
+func (f fixture) newSale(t *testing.T, stock int) inventory.SaleView {
+	t.Helper()
+	now := time.Now().UTC()
+	v, err := f.svc.CreateSale(context.Background(), inventory.NewSale{SKU: "S", Title: "T", PriceCents: 100, Currency: "EUR",
+		Stock: stock, PerUserLimit: 5, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestPausedLeaseHolderIsFenced pauses a lease holder past its TTL: a
+// second holder writes, and the first one's writes are refused by
+// PostgreSQL and by Redis alike.
+func TestPausedLeaseHolderIsFenced(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 300*time.Millisecond, time.Minute, noOrders{})
+	sale := f.newSale(t, 10)
+	name := "sale:" + sale.ID.String()
+
+	paused, err := f.locker.Acquire(ctx, name, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.locker.Acquire(ctx, name, 0); !errors.Is(err, inventory.ErrLockNotAcquire) {
+		t.Fatalf("a held lease was acquired twice: %v", err)
+	}
+	time.Sleep(400 * time.Millisecond) // the holder is paused past its TTL
+	next, err := f.locker.Acquire(ctx, name, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Release(ctx)
+	five, _ := inventory.NewQuantity(5)
+	fresh, err := f.sales.AddStock(ctx, sale.ID, five, next.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.stock.Warm(ctx, fresh, next.Token); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := f.sales.AddStock(ctx, sale.ID, five, paused.Token); !errors.Is(err, inventory.ErrStaleFence) {
+		t.Errorf("stale PostgreSQL write: %v, want ErrStaleFence", err)
+	}
+	stale := fresh
+	stale.Stock = 100
+	if _, err := f.stock.Warm(ctx, stale, paused.Token); !errors.Is(err, inventory.ErrStaleFence) {
+		t.Errorf("stale Redis write: %v, want ErrStaleFence", err)
+	}
+	got, err := f.svc.Sale(ctx, sale.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Stock != 15 || got.Remaining != 15 {
+		t.Errorf("stock %d, remaining %d; want 15 and 15", got.Stock, got.Remaining)
+	}
+}
+
+// TestReconcilerReturnsOrphanedReservations simulates a crash between
+// reserve and commit: the reservation holds units with no order, and the
+// reconciler gives them back once, forgetting the key's claim.
+func TestReconcilerReturnsOrphanedReservations(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 10*time.Second, time.Millisecond, noOrders{})
+	sale := f.newSale(t, 10)
+	two, _ := inventory.NewQuantity(2)
+	res := inventory.Reservation{Sale: sale.ID, Buyer: "crashed", Key: "k1", Fingerprint: "fp", Qty: two, ClientIP: "127.0.0.1"}
+	if _, err := f.stock.Reserve(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.stock.Reserve(ctx, res); !errors.Is(err, inventory.ErrKeyClaimed) {
+		t.Fatalf("second reserve with the claimed key: %v", err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	for round, want := range []inventory.Reconciled{{Released: 1, UnitsReturned: 2}, {}} {
+		got, err := f.svc.Reconcile(ctx, sale.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("round %d: %+v, want %+v", round, got, want)
+		}
+	}
+	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 10 {
+		t.Errorf("stock %d, want 10", left)
+	}
+	if _, err := f.stock.Reserve(ctx, res); err != nil {
+		t.Errorf("the orphan's claim survived reconciliation: %v", err)
+	}
+}
+
+type allOrders struct{}
+
+func (allOrders) OrderExists(context.Context, string, string) (bool, error) { return true, nil }
+
+// TestReconcilerConfirmsReservationsWithOrders keeps the units of
+// reservations whose order exists, and stops looking at them.
+func TestReconcilerConfirmsReservationsWithOrders(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 10*time.Second, time.Millisecond, allOrders{})
+	sale := f.newSale(t, 10)
+	one, _ := inventory.NewQuantity(1)
+	for _, k := range []string{"a", "b"} {
+		if _, err := f.stock.Reserve(ctx, inventory.Reservation{Sale: sale.ID, Buyer: "b-" + k, Key: k, Fingerprint: "fp", Qty: one, ClientIP: "::1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	for round, want := range []inventory.Reconciled{{Confirmed: 2}, {}} {
+		got, err := f.svc.Reconcile(ctx, sale.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("round %d: %+v, want %+v", round, got, want)
+		}
+	}
+	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 8 {
+		t.Errorf("stock %d, want 8", left)
+	}
+}
+
+// TestRestockAfterLostRedisWrite: PostgreSQL took a restock that Redis
+// never saw (a crash between the two); reconciliation adds it once.
+func TestRestockAfterLostRedisWrite(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 10*time.Second, time.Minute, noOrders{})
+	sale := f.newSale(t, 3)
+	lease, err := f.locker.Acquire(ctx, "sale:"+sale.ID.String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	four, _ := inventory.NewQuantity(4)
+	if _, err := f.sales.AddStock(ctx, sale.ID, four, lease.Token); err != nil {
+		t.Fatal(err)
+	}
+	lease.Release(ctx) // "crashed" before Redis heard of it
+	for range 2 {
+		if _, err := f.svc.Reconcile(ctx, sale.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 7 {
+		t.Errorf("stock %d, want 7", left)
+	}
+}
