@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"flashsale"
@@ -222,4 +223,19 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Pools opens one pool per database of cfg, closed after the test.
+func Pools(t testing.TB, cfg *config.Config) []*pgxpool.Pool {
+	t.Helper()
+	var pools []*pgxpool.Pool
+	for _, u := range cfg.DatabaseURLs {
+		p, err := pgxpool.New(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		pools = append(pools, p)
+	}
+	return pools
 }
