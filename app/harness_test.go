@@ -35,7 +35,13 @@ type stack struct {
 // start runs an instance until the test ends; tune adjusts the config.
 func start(t *testing.T, tune func(*config.Config)) *stack {
 	t.Helper()
-	cfg := testenv.Config(t, 4)
+	return startSharded(t, 4, tune)
+}
+
+// startSharded runs an instance over fresh databases holding shards shards.
+func startSharded(t *testing.T, shards int, tune func(*config.Config)) *stack {
+	t.Helper()
+	cfg := testenv.Config(t, shards)
 	cfg.IPRate, cfg.IPBurst = 1_000_000, 1_000_000
 	if tune != nil {
 		tune(cfg)

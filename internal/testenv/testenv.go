@@ -39,6 +39,19 @@ const JWTSecret = "test-secret-0123456789abcdef"
 // production layout pass their own.
 func Config(t testing.TB, shards int) *config.Config {
 	t.Helper()
+	cfg := Base(t)
+	cfg.Shards = shards
+	cfg.MigrateOnStart = false
+	cfg.ReconcileInterval = 0
+	cfg.DatabaseURLs = Databases(t, cfg.DatabaseURLs, shards)
+	cfg.RedisPrefix = RedisPrefix(t, cfg.RedisAddrs)
+	return cfg
+}
+
+// Base is the configuration read from the environment as the service
+// reads it, pointing at the shared stack itself.
+func Base(t testing.TB) *config.Config {
+	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfg := config.Register(fs)
 	getenv := func(k string) string {
@@ -50,11 +63,6 @@ func Config(t testing.TB, shards int) *config.Config {
 	if err := config.Load(fs, cfg, getenv); err != nil {
 		t.Fatalf("testenv: config: %v", err)
 	}
-	cfg.Shards = shards
-	cfg.MigrateOnStart = false
-	cfg.ReconcileInterval = 0
-	cfg.DatabaseURLs = Databases(t, cfg.DatabaseURLs, shards)
-	cfg.RedisPrefix = RedisPrefix(t, cfg.RedisAddrs)
 	return cfg
 }
 
