@@ -10,6 +10,7 @@ import (
 
 	"flashsale/auth"
 	"flashsale/inventory"
+	"flashsale/lease"
 	"flashsale/order"
 )
 
@@ -67,7 +68,7 @@ var errorTable = []struct {
 	{inventory.ErrRateLimited, kRateLimited},
 	{inventory.ErrInvalidSale, kValidation},
 	{inventory.ErrInvalidValue, kValidation},
-	{inventory.ErrLockNotAcquire, kOverloaded},
+	{lease.ErrNotAcquired, kOverloaded},
 	{order.ErrNotFound, kNotFound},
 	{order.ErrKeyInUse, kKeyInUse},
 	{order.ErrKeyReused, kKeyReused},

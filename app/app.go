@@ -24,6 +24,7 @@ import (
 	"flashsale/config"
 	"flashsale/dbschema"
 	"flashsale/inventory"
+	"flashsale/lease"
 	"flashsale/order"
 	"flashsale/order/orderpg"
 	"flashsale/shard"
@@ -98,7 +99,7 @@ func (a *App) wire(m shard.Map) {
 	saleStore := inventory.NewSaleStore(a.pools[0])
 	a.soldOut = inventory.NewSoldOut(stock, a.log)
 	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2})
-	locker := inventory.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
+	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
 	a.orders = order.NewService(a.store, stock, inventory.NewCatalog(saleStore), a.soldOut, order.Config{
 		PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)

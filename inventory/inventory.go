@@ -14,17 +14,16 @@ import (
 
 // Domain errors; the API maps each to one problem type.
 var (
-	ErrSoldOut        = errors.New("inventory: sold out")
-	ErrLimitReached   = errors.New("inventory: purchase limit reached")
-	ErrSaleNotActive  = errors.New("inventory: sale not active")
-	ErrSaleNotFound   = errors.New("inventory: sale not found")
-	ErrRateLimited    = errors.New("inventory: rate limited")
-	ErrKeyClaimed     = errors.New("inventory: idempotency key already claimed with this request")
-	ErrKeyReused      = errors.New("inventory: idempotency key reused with another request")
-	ErrStaleFence     = errors.New("inventory: fencing token is stale; another holder has written since")
-	ErrInvalidSale    = errors.New("inventory: invalid sale")
-	ErrInvalidValue   = errors.New("inventory: invalid value")
-	ErrLockNotAcquire = errors.New("inventory: lock not acquired")
+	ErrSoldOut       = errors.New("inventory: sold out")
+	ErrLimitReached  = errors.New("inventory: purchase limit reached")
+	ErrSaleNotActive = errors.New("inventory: sale not active")
+	ErrSaleNotFound  = errors.New("inventory: sale not found")
+	ErrRateLimited   = errors.New("inventory: rate limited")
+	ErrKeyClaimed    = errors.New("inventory: idempotency key already claimed with this request")
+	ErrKeyReused     = errors.New("inventory: idempotency key reused with another request")
+	ErrStaleFence    = errors.New("inventory: fencing token is stale; another holder has written since")
+	ErrInvalidSale   = errors.New("inventory: invalid sale")
+	ErrInvalidValue  = errors.New("inventory: invalid value")
 )
 
 // SaleID identifies a sale; a SaleID that exists is positive.

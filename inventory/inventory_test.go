@@ -10,6 +10,7 @@ import (
 
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/lease"
 )
 
 // fixture is inventory on the real stack: sales in PostgreSQL, stock in
@@ -17,7 +18,7 @@ import (
 type fixture struct {
 	sales  *inventory.SaleStore
 	stock  *inventory.Stock
-	locker *inventory.Locker
+	locker *lease.Locker
 	svc    *inventory.Service
 }
 
@@ -26,7 +27,7 @@ type noOrders struct{}
 
 func (noOrders) OrderExists(context.Context, string, string) (bool, error) { return false, nil }
 
-func newFixture(t *testing.T, lease, grace time.Duration, orders inventory.OrderLookup) fixture {
+func newFixture(t *testing.T, leaseTTL, grace time.Duration, orders inventory.OrderLookup) fixture {
 	t.Helper()
 	cfg := testenv.Config(t, 2)
 	pools := testenv.Pools(t, cfg)
@@ -36,7 +37,7 @@ func newFixture(t *testing.T, lease, grace time.Duration, orders inventory.Order
 	}
 	f := fixture{sales: inventory.NewSaleStore(pools[0])}
 	f.stock = inventory.NewStock(nodes[0], cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
-	f.locker = inventory.NewLocker(nodes, cfg.RedisPrefix, lease, f.sales.NextToken)
+	f.locker = lease.NewLocker(nodes, cfg.RedisPrefix, leaseTTL, f.sales.NextToken)
 	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, testenv.Logger(t)), f.locker, orders, grace, testenv.Logger(t))
 	return f
 }
@@ -65,7 +66,7 @@ func TestPausedLeaseHolderIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.locker.Acquire(ctx, name, 0); !errors.Is(err, inventory.ErrLockNotAcquire) {
+	if _, err := f.locker.Acquire(ctx, name, 0); !errors.Is(err, lease.ErrNotAcquired) {
 		t.Fatalf("a held lease was acquired twice: %v", err)
 	}
 	time.Sleep(400 * time.Millisecond) // the holder is paused past its TTL

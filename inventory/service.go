@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"flashsale/lease"
 )
 
 // OrderLookup answers whether a durable order exists for a buyer's
@@ -19,7 +21,7 @@ type Service struct {
 	sales   *SaleStore
 	stock   *Stock
 	soldOut *SoldOut
-	locker  *Locker
+	locker  *lease.Locker
 	orders  OrderLookup
 	grace   time.Duration
 	log     *slog.Logger
@@ -28,7 +30,7 @@ type Service struct {
 
 // NewService wires the admin side; grace is how old a reservation without
 // an order must be before its stock is returned.
-func NewService(sales *SaleStore, stock *Stock, soldOut *SoldOut, locker *Locker, orders OrderLookup,
+func NewService(sales *SaleStore, stock *Stock, soldOut *SoldOut, locker *lease.Locker, orders OrderLookup,
 	grace time.Duration, log *slog.Logger) *Service {
 	return &Service{sales: sales, stock: stock, soldOut: soldOut, locker: locker, orders: orders,
 		grace: grace, log: log, now: time.Now}
@@ -216,7 +218,7 @@ func (s *Service) reconcileAll(ctx context.Context) {
 	for _, id := range ids {
 		r, err := s.Reconcile(ctx, id)
 		switch {
-		case errors.Is(err, ErrLockNotAcquire), ctx.Err() != nil:
+		case errors.Is(err, lease.ErrNotAcquired), ctx.Err() != nil:
 		case err != nil:
 			s.log.ErrorContext(ctx, "reconciler: sale failed", "sale_id", id.String(), "err", err)
 		case r.Released > 0:

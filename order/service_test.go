@@ -12,6 +12,7 @@ import (
 
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/lease"
 	"flashsale/order"
 	"flashsale/order/orderpg"
 	"flashsale/shard"
@@ -70,7 +71,7 @@ func newRig(t *testing.T) *rig {
 	sales := inventory.NewSaleStore(pools[0])
 	r.soldOut = inventory.NewSoldOut(r.stock.Stock, testenv.Logger(t))
 	nodes := []*redis.Client{node1, testenv.Redis(t, cfg, 1), testenv.Redis(t, cfg, 2)}
-	locker := inventory.NewLocker(nodes, cfg.RedisPrefix, 5*time.Second, sales.NextToken)
+	locker := lease.NewLocker(nodes, cfg.RedisPrefix, 5*time.Second, sales.NextToken)
 	r.sales = inventory.NewService(sales, r.stock.Stock, r.soldOut, locker, r.store, time.Minute, testenv.Logger(t))
 	r.faulty = &faultyStore{Store: r.store}
 	r.catalog = inventory.NewCatalog(sales)

@@ -1,7 +1,12 @@
-package inventory
+// Package lease hands out RedLock leases over independent Redis nodes, each
+// with a fencing token. RedLock alone is unsafe when a holder pauses past
+// its TTL (Kleppmann), so every write a lease guards carries its token and
+// the storage refuses tokens older than the last one it saw.
+package lease
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,10 +16,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Locker hands out RedLock leases over independent Redis nodes, each with a
-// fencing token. RedLock alone is unsafe when a holder pauses past its TTL
-// (Kleppmann), so every write a lease guards carries its token and the
-// storage refuses tokens older than the last one it saw.
+// ErrNotAcquired means another holder has the lease.
+var ErrNotAcquired = errors.New("lease: not acquired")
+
+// ErrLost means the lease expired or was taken over before it was extended.
+var ErrLost = errors.New("lease: lost")
+
+// Locker hands out leases; every lease carries a fresh fencing token.
 type Locker struct {
 	rs     *redsync.Redsync
 	prefix string
@@ -51,7 +59,7 @@ func (l *Locker) Acquire(ctx context.Context, name string, wait time.Duration) (
 	if err := mu.LockContext(lctx); err != nil {
 		// redsync answers taken, failed, or a join of node errors when the
 		// nodes disagree; every one of them means "not held".
-		return nil, fmt.Errorf("%w: %s: %w", ErrLockNotAcquire, name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotAcquired, name, err)
 	}
 	token, err := l.tokens(ctx)
 	if err != nil {
@@ -60,6 +68,15 @@ func (l *Locker) Acquire(ctx context.Context, name string, wait time.Duration) (
 		return nil, err
 	}
 	return &Lease{Token: token, mu: mu}, nil
+}
+
+// Extend pushes the lease's expiry out by its TTL, or reports ErrLost.
+func (le *Lease) Extend(ctx context.Context) error {
+	ok, err := le.mu.ExtendContext(ctx)
+	if err != nil || !ok {
+		return fmt.Errorf("%w: %v", ErrLost, err)
+	}
+	return nil
 }
 
 // Release gives the lock back; a lease that already expired is not an
