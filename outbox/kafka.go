@@ -1,0 +1,85 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Writer is a kafka-go writer with a transport of its own, closed with it.
+type Writer struct {
+	*kafka.Writer
+	transport *kafka.Transport
+}
+
+// Close flushes the writer and closes its connections.
+func (w *Writer) Close() error {
+	err := w.Writer.Close()
+	w.transport.CloseIdleConnections()
+	return err
+}
+
+// NewWriter returns the synchronous writer the relay needs: every write
+// waits for all in-sync replicas, batches wait at most 2 ms instead of
+// kafka-go's default second, and nothing is ever written asynchronously
+// (kafka-go's Async drops errors). Keys hash to partitions, so one order's
+// events share a partition. Its own transport refreshes metadata every
+// 2 s, so a topic created after start is found quickly.
+func NewWriter(brokers []string, topic string) *Writer {
+	tr := &kafka.Transport{MetadataTTL: 2 * time.Second, DialTimeout: 5 * time.Second}
+	return &Writer{transport: tr, Writer: &kafka.Writer{
+		Transport:       tr,
+		Addr:            kafka.TCP(brokers...),
+		Topic:           topic,
+		Balancer:        &kafka.Hash{},
+		RequiredAcks:    kafka.RequireAll,
+		BatchTimeout:    2 * time.Millisecond,
+		BatchSize:       1000,
+		MaxAttempts:     3,
+		WriteBackoffMin: 50 * time.Millisecond,
+		WriteBackoffMax: 500 * time.Millisecond,
+		WriteTimeout:    5 * time.Second,
+		ReadTimeout:     5 * time.Second,
+	}}
+}
+
+// EnsureTopic creates the topic when it is missing.
+func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions, replication int) error {
+	var errs []error
+	for _, b := range brokers {
+		err := ensureOn(ctx, b, kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: replication})
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("outbox: create topic %s: %w", topic, errors.Join(errs...))
+}
+
+func ensureOn(ctx context.Context, broker string, tc kafka.TopicConfig) error {
+	d := &kafka.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return err
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	err = cc.CreateTopics(tc)
+	if errors.Is(err, kafka.TopicAlreadyExists) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,73 @@
+package outbox
+
+import (
+	"sync"
+	"time"
+)
+
+// Stats counts published events and the lag from their commit to Kafka's
+// acknowledgement, in exponential buckets of 100 µs doubling.
+type Stats struct {
+	mu        sync.Mutex
+	published int64
+	fenced    int64
+	buckets   [32]int64
+}
+
+func newStats() *Stats { return &Stats{} }
+
+const bucketBase = 100 * time.Microsecond
+
+func (s *Stats) observe(rows []row, acked time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range rows {
+		s.published++
+		s.buckets[bucketOf(acked.Sub(x.createdAt))]++
+	}
+}
+
+func bucketOf(d time.Duration) int {
+	b := 0
+	for limit := bucketBase; d > limit && b < 31; limit *= 2 {
+		b++
+	}
+	return b
+}
+
+// Published is how many events Kafka acknowledged (duplicates included).
+func (s *Stats) Published() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.published
+}
+
+// LagQuantile is an upper bound of the q-quantile (0 < q <= 1) of the
+// commit-to-ack lag: the top of the bucket it falls in.
+func (s *Stats) LagQuantile(q float64) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := int64(q*float64(s.published) + 0.5)
+	var seen int64
+	for b, n := range s.buckets {
+		seen += n
+		if seen >= want && n > 0 {
+			return bucketBase << b
+		}
+	}
+	return 0
+}
+
+func (s *Stats) fence() {
+	s.mu.Lock()
+	s.fenced++
+	s.mu.Unlock()
+}
+
+// Fenced is how many times a mark was refused because a newer relay held
+// the shard.
+func (s *Stats) Fenced() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fenced
+}

@@ -1,0 +1,1 @@
+SELECT fence FROM __shard__.relay_lease
