@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"flashsale/lease"
 	"flashsale/order"
 	"flashsale/order/orderpg"
+	"flashsale/outbox"
 	"flashsale/shard"
 )
 
@@ -41,7 +43,10 @@ type App struct {
 	soldOut   *inventory.SoldOut
 	sales     *inventory.Service
 	orders    *order.Service
+	expirer   *order.Expirer
 	handler   http.Handler
+	writer    *outbox.Writer
+	relay     *outbox.Relay
 }
 
 // New connects to every dependency, applies migrations when configured and
@@ -103,6 +108,11 @@ func (a *App) wire(m shard.Map) {
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
 	a.orders = order.NewService(a.store, stock, inventory.NewCatalog(saleStore), a.soldOut, order.Config{
 		PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
+	a.expirer = order.NewExpirer(a.store, stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
+	a.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
+	a.relay = outbox.New(relayTargets(a.pools, m), a.writer, locker, outbox.Config{Holder: holderName(),
+		Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
+		Retention: cfg.OutboxRetention, RetryDelay: 50 * time.Millisecond}, a.log)
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
 		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
@@ -110,6 +120,42 @@ func (a *App) wire(m shard.Map) {
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
 	})
 }
+
+// relayTargets lists every shard's outbox on the database that holds it.
+func relayTargets(pools []*pgxpool.Pool, m shard.Map) []outbox.Target {
+	targets := make([]outbox.Target, 0, m.Shards())
+	for s := range shard.ID(m.Shards()) {
+		targets = append(targets, outbox.Target{Pool: pools[m.Database(s)], Schema: s.Schema(), Shard: int(s)})
+	}
+	return targets
+}
+
+// holderName names this instance in the relay leases it holds.
+func holderName() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", h, os.Getpid())
+}
+
+// RunRelay creates the topic when missing (retrying while Kafka is away;
+// orders keep landing in the outbox meanwhile), then relays until ctx ends.
+func (a *App) RunRelay(ctx context.Context) error {
+	for {
+		err := outbox.EnsureTopic(ctx, a.cfg.KafkaBrokers, a.cfg.KafkaTopic, a.cfg.KafkaPartitions, a.cfg.KafkaReplication)
+		if err == nil {
+			break
+		}
+		a.log.WarnContext(ctx, "kafka topic not ready, retrying", "topic", a.cfg.KafkaTopic, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return a.relay.Run(ctx)
+}
+
+// Relay is the outbox relay, for its statistics.
+func (a *App) Relay() *outbox.Relay { return a.relay }
 
 // readiness lists what /readyz checks: every shard database, Redis node 1
 // and Kafka.
@@ -168,8 +214,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg, bgCtx := errgroup.WithContext(bgCtx)
 	bg.Go(func() error { return a.store.Run(bgCtx) })
 	bg.Go(func() error { return a.soldOut.Run(bgCtx) })
+	if a.cfg.RelayEnabled {
+		bg.Go(func() error { return a.RunRelay(bgCtx) })
+	}
 	if a.cfg.ReconcileInterval > 0 {
 		bg.Go(func() error { return a.sales.RunReconciler(bgCtx, a.cfg.ReconcileInterval) })
+	}
+	if a.cfg.ExpiryInterval > 0 {
+		bg.Go(func() error { return a.expirer.Run(bgCtx) })
 	}
 
 	serveErr := make(chan error, 1)
@@ -197,6 +249,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close releases every pool and client.
 func (a *App) Close() {
+	if a.writer != nil {
+		_ = a.writer.Close()
+	}
 	for _, c := range append(a.redis, a.lockNodes...) {
 		_ = c.Close()
 	}

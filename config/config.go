@@ -30,6 +30,12 @@ type Config struct {
 	RedisPrefix       string
 	KafkaBrokers      []string
 	KafkaTopic        string
+	KafkaPartitions   int
+	KafkaReplication  int
+	RelayEnabled      bool
+	RelayBatch        int
+	RelayLeaseTTL     time.Duration
+	OutboxRetention   time.Duration
 	JWTSecret         string
 	PaymentWindow     time.Duration
 	UserRate          int
@@ -42,6 +48,7 @@ type Config struct {
 	CommitDeadline    time.Duration
 	ReservationGrace  time.Duration
 	ReconcileInterval time.Duration
+	ExpiryInterval    time.Duration
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -50,6 +57,12 @@ type Config struct {
 	MaxBodyBytes      int64
 	MigrateOnStart    bool
 	LogLevel          slog.Level
+
+	ConsumerMaxAttempts int
+	DeadLetterTopic     string
+	WebhookURL          string
+	WebhookSecret       string
+	WebhookTimeout      time.Duration
 
 	raw map[string]string // the text each setting was parsed from, for logging
 }
@@ -81,6 +94,12 @@ var settings = []setting{
 	{"redis-prefix", "fs", "prefix of every Redis key, so that several deployments or tests share nodes", false, func(c *Config, v string) error { c.RedisPrefix = v; return nil }},
 	{"kafka-brokers", "127.0.0.1:59092", "comma-separated Kafka bootstrap brokers", false, setStrings(func(c *Config) *[]string { return &c.KafkaBrokers })},
 	{"kafka-topic", "flashsale.orders", "topic the order events are published to", false, func(c *Config, v string) error { c.KafkaTopic = v; return nil }},
+	{"kafka-partitions", "8", "partitions of the topic when flashsale creates it", false, setInt(func(c *Config) *int { return &c.KafkaPartitions })},
+	{"kafka-replication", "1", "replication factor of the topic when flashsale creates it", false, setInt(func(c *Config) *int { return &c.KafkaReplication })},
+	{"relay-enabled", "true", "run the outbox relay inside serve (flashsale relay runs it alone)", false, setBool(func(c *Config) *bool { return &c.RelayEnabled })},
+	{"relay-batch", "500", "most outbox rows one relay loop publishes at once", false, setInt(func(c *Config) *int { return &c.RelayBatch })},
+	{"relay-lease-ttl", "10s", "lease of a relay on a shard; a dead relay's shards move within it", false, setDuration(func(c *Config) *time.Duration { return &c.RelayLeaseTTL })},
+	{"outbox-retention", "24h", "published outbox rows older than this are deleted", false, setDuration(func(c *Config) *time.Duration { return &c.OutboxRetention })},
 	{"jwt-secret", "", "HS256 secret that signs buyer and admin tokens (required, at least 16 bytes)", true, func(c *Config, v string) error { c.JWTSecret = v; return nil }},
 	{"payment-window", "15m", "time a buyer has to pay before the order expires", false, setDuration(func(c *Config) *time.Duration { return &c.PaymentWindow })},
 	{"user-rate", "10", "order requests per second per buyer (GCRA)", false, setInt(func(c *Config) *int { return &c.UserRate })},
@@ -93,6 +112,7 @@ var settings = []setting{
 	{"commit-deadline", "10s", "an order whose reservation is older than this is not committed (the reconciler may already have returned its stock)", false, setDuration(func(c *Config) *time.Duration { return &c.CommitDeadline })},
 	{"reservation-grace", "30s", "age after which the reconciler returns a reservation that has no order; must exceed commit-deadline", false, setDuration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
 	{"reconcile-interval", "30s", "how often every sale is reconciled (0 disables the periodic run)", false, setDuration(func(c *Config) *time.Duration { return &c.ReconcileInterval })},
+	{"expiry-interval", "1s", "how often unpaid orders past their payment window are expired, and units of closed orders whose release was lost returned (0 disables the sweeper)", false, setDuration(func(c *Config) *time.Duration { return &c.ExpiryInterval })},
 	{"read-header-timeout", "5s", "HTTP server ReadHeaderTimeout", false, setDuration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout })},
 	{"read-timeout", "10s", "HTTP server ReadTimeout", false, setDuration(func(c *Config) *time.Duration { return &c.ReadTimeout })},
 	{"write-timeout", "15s", "HTTP server WriteTimeout", false, setDuration(func(c *Config) *time.Duration { return &c.WriteTimeout })},
@@ -103,18 +123,27 @@ var settings = []setting{
 		c.MaxBodyBytes = n
 		return err
 	}},
-	{"migrate-on-start", "true", "apply pending migrations when serve starts", false, func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		c.MigrateOnStart = b
-		return err
-	}},
+	{"migrate-on-start", "true", "apply pending migrations when serve starts", false, setBool(func(c *Config) *bool { return &c.MigrateOnStart })},
 	{"log-level", "info", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"consumer-max-attempts", "5", "attempts an event consumer makes at one message before it goes to the dead-letter topic", false, setInt(func(c *Config) *int { return &c.ConsumerMaxAttempts })},
+	{"dead-letter-topic", "flashsale.orders.dlq", "topic the event consumers write the messages they could not handle to", false, func(c *Config, v string) error { c.DeadLetterTopic = v; return nil }},
+	{"webhook-url", "", "http(s) URL the notify consumer posts every order event to (required by consume notify)", false, func(c *Config, v string) error { c.WebhookURL = v; return nil }},
+	{"webhook-secret", "", "HMAC-SHA256 key that signs every webhook (at least 16 bytes when webhook-url is set)", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
+	{"webhook-timeout", "5s", "timeout of one webhook request", false, setDuration(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
 }
 
 func setInt(field func(*Config) *int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		*field(c) = n
+		return err
+	}
+}
+
+func setBool(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		*field(c) = b
 		return err
 	}
 }
@@ -252,11 +281,15 @@ func (c *Config) Validate() error {
 		bad("jwt-secret", "must be set and at least 16 bytes")
 	}
 	positive := map[string]int{"db-max-conns": c.DBMaxConns, "user-rate": c.UserRate, "user-burst": c.UserBurst,
-		"ip-rate": c.IPRate, "ip-burst": c.IPBurst, "max-in-flight": c.MaxInFlight, "commit-batch": c.CommitBatch}
+		"ip-rate": c.IPRate, "ip-burst": c.IPBurst, "max-in-flight": c.MaxInFlight, "commit-batch": c.CommitBatch,
+		"kafka-partitions": c.KafkaPartitions, "kafka-replication": c.KafkaReplication, "relay-batch": c.RelayBatch}
 	for _, s := range settings {
 		if n, ok := positive[s.name]; ok && n < 1 {
 			bad(s.name, "must be at least 1")
 		}
+	}
+	if c.RelayLeaseTTL < time.Second {
+		bad("relay-lease-ttl", "must be at least 1s")
 	}
 	if c.PaymentWindow <= 0 || c.CommitDeadline <= 0 || c.ShutdownTimeout <= 0 {
 		bad("payment-window, commit-deadline, shutdown-timeout", "must be positive")
@@ -266,6 +299,20 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		bad("max-body-bytes", "must be at least 1024")
+	}
+	if c.DeadLetterTopic == "" || c.DeadLetterTopic == c.KafkaTopic {
+		bad("dead-letter-topic", "must be set and differ from kafka-topic")
+	}
+	if c.WebhookURL != "" {
+		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("webhook-url", "not an http(s) URL")
+		}
+		if len(c.WebhookSecret) < 16 {
+			bad("webhook-secret", "must be at least 16 bytes when webhook-url is set")
+		}
+	}
+	if c.WebhookTimeout <= 0 {
+		bad("webhook-timeout", "must be positive")
 	}
 	return errors.Join(errs...)
 }

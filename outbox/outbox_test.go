@@ -45,7 +45,7 @@ func newWorld(t *testing.T) *world {
 	for i := range w.cfg.RedisAddrs {
 		w.nodes = append(w.nodes, testenv.Redis(t, w.cfg, i))
 	}
-	w.topic = "test-outbox-" + w.cfg.RedisPrefix
+	w.topic = testenv.Topic(t, w.cfg)
 	if err := outbox.EnsureTopic(context.Background(), w.cfg.KafkaBrokers, w.topic, 4, 1); err != nil {
 		t.Fatal(err)
 	}

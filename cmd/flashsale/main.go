@@ -1,5 +1,5 @@
 // Command flashsale runs the flash-sale order service and its tools:
-// serve, migrate and token.
+// serve, consume, migrate and token.
 package main
 
 import (
@@ -31,6 +31,8 @@ const usage = `flashsale — takes orders in flash sales.
 
 Usage:
   flashsale serve   [settings]                  run the HTTP API and its background loops
+  flashsale consume inventory|notify [settings] apply the order events: keep the stock ledger, or post the webhooks
+  flashsale relay   [settings]                  run only the outbox relay (serve runs one too unless --relay-enabled=false)
   flashsale migrate up|down|version [settings]  apply, revert or show the schema migrations
   flashsale token --sub ID [--admin] [--ttl D]  mint a development JWT (needs the jwt-secret setting)
 
@@ -49,8 +51,12 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
+	case "consume":
+		return consumeCmd(ctx, args[1:], getenv, stderr)
 	case "migrate":
 		return migrateCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "relay":
+		return relayCmd(ctx, args[1:], getenv, stderr)
 	case "token":
 		return tokenCmd(args[1:], getenv, stdout, stderr)
 	}
