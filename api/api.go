@@ -80,6 +80,8 @@ func NewHandler(d Deps) http.Handler {
 			r.Post("/orders", h.placeOrder)
 			r.With(h.limitBuyer).Get("/orders", h.listOrders)
 			r.With(h.limitBuyer).Get("/orders/{id}", h.getOrder)
+			r.With(h.limitBuyer).Post("/orders/{id}/pay", h.payOrder)
+			r.With(h.limitBuyer).Post("/orders/{id}/cancel", h.cancelOrder)
 			r.Route("/admin", func(r chi.Router) {
 				r.Use(h.requireAdmin)
 				r.Post("/sales", h.createSale)

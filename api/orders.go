@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -86,6 +87,26 @@ func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getOrder(w http.ResponseWriter, r *http.Request) {
+	h.onOrder(w, r, h.Orders.Get)
+}
+
+// payOrder stands in for the payment provider's confirmation: the buyer's
+// pending order becomes paid (200), or 409 invalid-state when it is no
+// longer pending or its payment window has closed.
+func (h *handler) payOrder(w http.ResponseWriter, r *http.Request) {
+	h.onOrder(w, r, h.Orders.Pay)
+}
+
+// cancelOrder cancels the buyer's pending order and returns its units
+// (200), or 409 invalid-state when it is no longer pending.
+func (h *handler) cancelOrder(w http.ResponseWriter, r *http.Request) {
+	h.onOrder(w, r, h.Orders.Cancel)
+}
+
+// onOrder runs fn on the order the path names, as the token's buyer, and
+// answers it; another buyer's order is 404.
+func (h *handler) onOrder(w http.ResponseWriter, r *http.Request,
+	fn func(context.Context, order.BuyerID, order.ID) (order.Order, error)) {
 	id, err := order.ParseID(chi.URLParam(r, "id"))
 	if err != nil {
 		h.writeError(w, r, err)
@@ -96,7 +117,7 @@ func (h *handler) getOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	o, err := h.Orders.Get(r.Context(), buyer, id)
+	o, err := fn(r.Context(), buyer, id)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -1,6 +1,9 @@
-// Package order places, reads and lists orders. An order is placed by
-// reserving its units in Redis (inventory) and committing the order row
-// with its OrderCreated outbox row in one transaction on the buyer's shard.
+// Package order places, reads and lists orders, and runs their lifecycle.
+// An order is placed by reserving its units in Redis (inventory) and
+// committing the order row with its OrderCreated outbox row in one
+// transaction on the buyer's shard. It is then paid, cancelled by its buyer
+// or expired by the sweeper (Expirer), each one conditional UPDATE with its
+// outbox row; cancelled and expired orders return their units afterwards.
 package order
 
 import (

@@ -18,6 +18,16 @@ type Store interface {
 	ByKey(ctx context.Context, buyer BuyerID, key IdemKey) (Order, error)
 	Get(ctx context.Context, id ID) (Order, error)
 	List(ctx context.Context, buyer BuyerID, before *ID, limit int) (Page, error)
+	// Pay moves the buyer's pending order, inside its payment window, to
+	// paid, with its OrderPaid event in the same statement.
+	Pay(ctx context.Context, buyer BuyerID, id ID) (Order, error)
+	// Cancel moves the buyer's pending order to cancelled, with its
+	// OrderCancelled event (reason buyer) in the same statement.
+	//
+	// Both answer ErrNotFound when the buyer has no such order and
+	// ErrNotTransitable when it is no longer pending (or, for Pay, its
+	// payment window has closed).
+	Cancel(ctx context.Context, buyer BuyerID, id ID) (Order, error)
 }
 
 // Stock is the part of inventory the buy path uses.
@@ -35,6 +45,7 @@ type Catalog interface {
 type SoldOut interface {
 	Is(id inventory.SaleID) bool
 	Mark(id inventory.SaleID)
+	Reopen(id inventory.SaleID)
 }
 
 // Config tunes the buy path.
@@ -44,7 +55,7 @@ type Config struct {
 	MaxInFlight    int
 }
 
-// Service places and reads orders.
+// Service places, reads, pays and cancels orders.
 type Service struct {
 	store    Store
 	stock    Stock

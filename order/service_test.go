@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"flashsale/internal/testenv"
@@ -28,6 +29,8 @@ type rig struct {
 	soldOut *inventory.SoldOut
 	catalog *inventory.Catalog
 	faulty  *faultyStore
+	pools   []*pgxpool.Pool
+	m       shard.Map
 }
 
 // countingStock counts the reservation calls that reach Redis.
@@ -64,6 +67,7 @@ func newRig(t *testing.T) *rig {
 	r := &rig{stock: &countingStock{Stock: inventory.NewStock(node1, cfg.RedisPrefix,
 		inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1_000_000, IPBurst: 1_000_000})}}
 	r.store = orderpg.New(pools, m, orderpg.Options{MaxBatch: 16, Workers: 2})
+	r.pools, r.m = pools, m
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.store.Run(ctx) }()

@@ -30,7 +30,8 @@ type Store struct {
 
 // queries are the statements of one shard, its schema substituted.
 type queries struct {
-	create, byKey, get, list string
+	create, byKey, get, list    string
+	pay, cancel, expire, closed string
 }
 
 // Options tunes group commit.
@@ -45,7 +46,8 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 	for i := range m.Shards() {
 		schema := shard.ID(i).Schema()
 		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", schema) }
-		s.q[i] = queries{create: sub("order_create"), byKey: sub("order_by_key"), get: sub("order_get"), list: sub("order_list")}
+		s.q[i] = queries{create: sub("order_create"), byKey: sub("order_by_key"), get: sub("order_get"), list: sub("order_list"),
+			pay: sub("order_pay"), cancel: sub("order_cancel"), expire: sub("order_expire"), closed: sub("order_closed_recent")}
 	}
 	for _, p := range pools {
 		s.batchers = append(s.batchers, newBatcher(p, max(1, opt.MaxBatch), max(1, opt.Workers)))
@@ -151,12 +153,14 @@ func (s *Store) List(ctx context.Context, buyer order.BuyerID, before *order.ID,
 	return page, nil
 }
 
-func scanOrder(row pgx.Row) (order.Order, error) {
+// scanOrder reads the order columns every order query starts with, then
+// any extra columns into extra.
+func scanOrder(row pgx.Row, extra ...any) (order.Order, error) {
 	var o order.Order
 	var id, saleID int64
 	var buyer, key, status string
-	err := row.Scan(&id, &saleID, &buyer, &key, &o.RequestHash, &o.Quantity, &o.AmountCents, &o.Currency, &status,
-		&o.CreatedAt, &o.ExpiresAt)
+	err := row.Scan(append([]any{&id, &saleID, &buyer, &key, &o.RequestHash, &o.Quantity, &o.AmountCents, &o.Currency,
+		&status, &o.CreatedAt, &o.ExpiresAt}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return order.Order{}, order.ErrNotFound
 	}

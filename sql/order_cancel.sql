@@ -1,0 +1,31 @@
+-- Cancels a buyer's pending order and writes its OrderCancelled event in the
+-- same statement, so both commit or neither does. The caller returns the
+-- units to Redis only after this committed. No row comes back when the
+-- order is not the buyer's or is no longer pending; the caller reads the
+-- order to say which.
+-- $1 order id  $2 buyer  $3 reason (data.reason of the event: buyer)
+WITH o AS (
+    UPDATE __shard__.orders
+    SET status = 'cancelled', cancel_reason = $3, updated_at = now()
+    WHERE id = $1 AND user_id = $2 AND status = 'pending_payment'
+    RETURNING id, sale_id, user_id, idempotency_key, request_hash, quantity, amount_cents, currency, status,
+              created_at, expires_at, cancel_reason
+), e AS (
+    INSERT INTO __shard__.outbox (aggregate_id, event_type, payload)
+    SELECT o.id, 'flashsale.order.cancelled', jsonb_build_object(
+        'schema_version', 1,
+        'order_id', o.id::text,
+        'sale_id', o.sale_id::text,
+        'user_id', o.user_id,
+        'quantity', o.quantity,
+        'amount_cents', o.amount_cents,
+        'currency', o.currency,
+        'status', o.status,
+        'created_at', o.created_at,
+        'expires_at', o.expires_at,
+        'reason', o.cancel_reason)
+    FROM o
+)
+SELECT id, sale_id, user_id, idempotency_key, request_hash, quantity, amount_cents, currency, status,
+       created_at, expires_at
+FROM o

@@ -1,0 +1,41 @@
+-- Expires up to $1 pending orders whose payment window has closed by
+-- PostgreSQL's clock, with one OrderExpired event each, in one statement.
+-- The due rows are found through orders_pending_expiry_idx and locked with
+-- SKIP LOCKED: sweepers of several instances take disjoint rows, and a row
+-- a payment or cancellation is updating right now is left to it (the next
+-- sweep sees its outcome). FOR UPDATE re-checks a row committed by someone
+-- else since the statement began, so a payment that committed first wins.
+-- The caller returns the units to Redis only after this committed.
+WITH due AS (
+    SELECT id
+    FROM __shard__.orders
+    WHERE status = 'pending_payment' AND expires_at <= now()
+    ORDER BY expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), o AS (
+    UPDATE __shard__.orders AS t
+    SET status = 'expired', updated_at = now()
+    FROM due
+    WHERE t.id = due.id AND t.status = 'pending_payment' AND t.expires_at <= now()
+    RETURNING t.id, t.sale_id, t.user_id, t.idempotency_key, t.request_hash, t.quantity, t.amount_cents,
+              t.currency, t.status, t.created_at, t.expires_at
+), e AS (
+    INSERT INTO __shard__.outbox (aggregate_id, event_type, payload)
+    SELECT o.id, 'flashsale.order.expired', jsonb_build_object(
+        'schema_version', 1,
+        'order_id', o.id::text,
+        'sale_id', o.sale_id::text,
+        'user_id', o.user_id,
+        'quantity', o.quantity,
+        'amount_cents', o.amount_cents,
+        'currency', o.currency,
+        'status', o.status,
+        'created_at', o.created_at,
+        'expires_at', o.expires_at)
+    FROM o
+    ORDER BY o.expires_at, o.id
+)
+SELECT id, sale_id, user_id, idempotency_key, request_hash, quantity, amount_cents, currency, status,
+       created_at, expires_at
+FROM o
