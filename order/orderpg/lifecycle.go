@@ -118,3 +118,20 @@ func (s *Store) RecentlyClosed(ctx context.Context, part int, within time.Durati
 		return c, err
 	})
 }
+
+// CancelOversold cancels the given orders with reason "oversold", each with
+// its event, without returning units; orders already closed are left as
+// they are, so the call can be repeated.
+func (s *Store) CancelOversold(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		sh, ok := s.m.ForOrder(id)
+		if !ok {
+			return fmt.Errorf("%w: order %d names no shard of this map", order.ErrNotFound, id)
+		}
+		var n int
+		if err := s.pools[s.m.Database(sh)].QueryRow(ctx, s.q[sh].cancelOversold, id).Scan(&n); err != nil {
+			return unknownOutcome(err)
+		}
+	}
+	return nil
+}

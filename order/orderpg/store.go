@@ -32,6 +32,7 @@ type Store struct {
 type queries struct {
 	create, byKey, get, list    string
 	pay, cancel, expire, closed string
+	cancelOversold              string
 }
 
 // Options tunes group commit.
@@ -47,7 +48,8 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 		schema := shard.ID(i).Schema()
 		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", schema) }
 		s.q[i] = queries{create: sub("order_create"), byKey: sub("order_by_key"), get: sub("order_get"), list: sub("order_list"),
-			pay: sub("order_pay"), cancel: sub("order_cancel"), expire: sub("order_expire"), closed: sub("order_closed_recent")}
+			pay: sub("order_pay"), cancel: sub("order_cancel"), expire: sub("order_expire"), closed: sub("order_closed_recent"),
+			cancelOversold: sub("order_cancel_oversold")}
 	}
 	for _, p := range pools {
 		s.batchers = append(s.batchers, newBatcher(p, max(1, opt.MaxBatch), max(1, opt.Workers)))
