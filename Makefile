@@ -46,5 +46,10 @@ lint: tools
 	$(GO) vet ./...
 	./$(STATICCHECK) ./...
 
+# The disruptive tests stop and restart the shared services, so they run
+# alone, after everything else.
+DISRUPTIVE := TestKafkaOutageLosesNothing|TestPostgresRestartLosesNoOrder|TestOneRedisNodeDownKeepsLeasesFast
+
 test: stack-up lint
 	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 20m ./...
+	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 10m -tags disruptive -p 1 -run '$(DISRUPTIVE)' ./app/
