@@ -18,14 +18,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,6 +171,27 @@ func send(c *http.Client, req *http.Request) (int, []byte, error) {
 	return resp.StatusCode, nil, err
 }
 
+// fire sends n requests from conc goroutines and fails b unless every
+// answer has status want.
+func fire(b *testing.B, c *http.Client, conc, n int, mk func(n int64) *http.Request, want int) {
+	b.Helper()
+	var next, bad atomic.Int64
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if status, _, err := send(c, mk(0)); err != nil || status != want {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if k := bad.Load(); k > 0 {
+		b.Fatalf("%d of %d requests did not answer %d", k, n, want)
+	}
+}
+
 // loadResult is what hammer saw.
 type loadResult struct {
 	lat    []time.Duration
@@ -186,6 +210,7 @@ func hammer(b *testing.B, c *http.Client, conc int, mk func(n int64) *http.Reque
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := selfCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		lat := make([]time.Duration, 0, 4096)
 		for pb.Next() {
@@ -206,9 +231,103 @@ func hammer(b *testing.B, c *http.Client, conc int, mk func(n int64) *http.Reque
 		res.mu.Unlock()
 	})
 	b.StopTimer()
+	cpu := selfCPU() - cpu0
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "go-cpu-us/op")
 	reportLatency(b, res.lat)
 	return res
+}
+
+// selfCPU is the CPU time this process (load generator and server alike)
+// has used. Unlike req/s it hardly moves when other tenants of a shared
+// machine take CPU away.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat times on Linux.
+const clockTick = 10 * time.Millisecond
+
+// pgCPU is the CPU time used so far by every backend connected to the
+// databases at urls (but the one asking), by pid; nil when PostgreSQL's
+// processes cannot be read in /proc (it runs elsewhere).
+func pgCPU(tb testing.TB, urls []string) map[int]time.Duration {
+	tb.Helper()
+	out := map[int]time.Duration{}
+	for _, u := range urls {
+		conn, err := pgx.Connect(context.Background(), u)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rows, _ := conn.Query(context.Background(),
+			"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		_ = conn.Close(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, pid := range pids {
+			t, ok := procCPU(int(pid))
+			if !ok {
+				return nil
+			}
+			out[int(pid)] = t
+		}
+	}
+	return out
+}
+
+// procCPU reads utime + stime of a process from /proc.
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// field 3, utime 14 and stime 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * clockTick, true
+}
+
+// cpuSince sums the CPU the backends used since before; a backend that
+// started meanwhile counts whole.
+func cpuSince(before, after map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, t := range after {
+		d += t - before[pid]
+	}
+	return d
+}
+
+// redisCPU is the CPU time the Redis server has used (INFO cpu): the whole
+// server, so other clients of a shared server count too.
+func redisCPU(tb testing.TB, rdb *redis.Client) time.Duration {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total float64
+	for line := range strings.Lines(info) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 // setConcurrency makes b.RunParallel run about n goroutines.
@@ -223,8 +342,8 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	}
 	slices.Sort(lat)
 	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(at(0.50), "p50-µs")
-	b.ReportMetric(at(0.99), "p99-µs")
+	b.ReportMetric(at(0.50), "p50-us")
+	b.ReportMetric(at(0.99), "p99-us")
 }
 
 func concName() string { return "conc=" + strconv.Itoa(benchConc) }
@@ -295,8 +414,16 @@ func tuneUnlimited(c *config.Config) {
 // in Redis and commits in PostgreSQL (group commit), from distinct buyers
 // with distinct keys; any answer but 201 fails the benchmark. Each run gets
 // a fresh sale with stock for b.N orders.
+//
+// Besides the throughput it reports where the CPU goes per order:
+// go-cpu-us/op is this process (the HTTP client and the service),
+// pg-cpu-us/order the PostgreSQL backends of the instance's databases (read
+// from /proc), redis-cpu-us/order the Redis server of the buy path (INFO
+// cpu; the whole server, shared with anything else using it).
+// orders/commit is the mean size of a group commit.
 func BenchmarkPlaceOrder(b *testing.B) {
 	s := startBench(b, tuneUnlimited)
+	node1 := testenv.Redis(b, s.cfg, 0)
 	b.Run(concName(), func(b *testing.B) {
 		perBuyer := b.N/benchBuyers + 2
 		sale := s.createSale(b.N+benchConc, perBuyer+benchConc)
@@ -317,50 +444,78 @@ func BenchmarkPlaceOrder(b *testing.B) {
 		if n := warmBad.Load(); n > 0 {
 			b.Fatalf("%d warm-up orders failed", n)
 		}
+		pg0, redis0 := pgCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
 		res := hammer(b, s.client, benchConc, mk, http.StatusCreated)
+		pg1, redis1 := pgCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
 		b.ReportMetric(float64(b.N-int(res.bad.Load()))/b.Elapsed().Seconds(), "orders/s")
+		if pg0 != nil && pg1 != nil {
+			b.ReportMetric(float64(cpuSince(pg0, pg1).Microseconds())/float64(b.N), "pg-cpu-us/order")
+		}
+		b.ReportMetric(float64((redis1-redis0).Microseconds())/float64(b.N), "redis-cpu-us/order")
 		if n := res.bad.Load(); n > 0 {
 			b.Fatalf("%d of %d orders were not 201, e.g. %s", n, b.N, res.sample)
 		}
-		if got := s.countOrders(sale); got != b.N+warm {
-			b.Fatalf("%d orders in PostgreSQL, want %d", got, b.N+warm)
+		orders, txs := s.countCommits(sale)
+		if orders != b.N+warm {
+			b.Fatalf("%d orders in PostgreSQL, want %d", orders, b.N+warm)
 		}
+		b.ReportMetric(float64(orders)/float64(txs), "orders/commit")
 	})
 }
 
-// countOrders counts the sale's orders over every shard.
-func (s *benchStack) countOrders(sale string) int {
+// countCommits counts the sale's orders over every shard, and the
+// transactions that wrote them (distinct xmin per database: one group
+// commit spans the shards of its database).
+func (s *benchStack) countCommits(sale string) (orders, txs int) {
 	s.tb.Helper()
 	m, _ := shard.NewMap(s.cfg.Shards, len(s.cfg.DatabaseURLs))
-	total := 0
 	for db, u := range s.cfg.DatabaseURLs {
 		conn, err := pgx.Connect(context.Background(), u)
 		if err != nil {
 			s.tb.Fatal(err)
 		}
+		var parts []string
 		for _, sh := range m.OnDatabase(db) {
-			var n int
-			q := "SELECT count(*) FROM " + sh.Schema() + ".orders WHERE sale_id = $1"
-			if err := conn.QueryRow(context.Background(), q, sale).Scan(&n); err != nil {
-				s.tb.Fatal(err)
-			}
-			total += n
+			parts = append(parts, "SELECT xmin::text AS x FROM "+sh.Schema()+".orders WHERE sale_id = $1")
 		}
+		var n, t int
+		q := "SELECT count(*), count(DISTINCT x) FROM (" + strings.Join(parts, " UNION ALL ") + ") o"
+		err = conn.QueryRow(context.Background(), q, sale).Scan(&n, &t)
 		_ = conn.Close(context.Background())
+		if err != nil {
+			s.tb.Fatal(err)
+		}
+		orders += n
+		txs += t
 	}
-	return total
+	return orders, txs
 }
 
-// BenchmarkRedisCallsPerOrder counts the Redis commands the buy path sends:
-// b.N successful orders on a sale of b.N units, then b.N sold-out answers.
+// BenchmarkRedisCallsPerOrder counts the Redis work of the buy path on a
+// sale of b.N units: b.N successful orders (half of them measured through
+// commandstats, half under MONITOR), then b.N sold-out answers (both). Its
+// ns/op is not a throughput figure; its metrics are:
 //
-// redis-calls/* is the INFO commandstats delta (calls + rejected_calls of
+// redis-calls/* are round trips: the commands a client sent (not those a
+// script ran) that name this instance's private key prefix, counted through
+// MONITOR on node 1 (the only node the buy path uses). Other clients of the
+// server do not disturb it; a command carrying no key would be missed, and
+// there is none on the buy path.
+//
+// redis-cmds/* are the INFO commandstats delta (calls + rejected_calls of
 // every command but INFO, MONITOR and ECHO, summed over the three nodes):
-// it counts every client of those servers, so it is exact only while
-// nothing else uses them. prefix-cmds/* counts, through MONITOR on node 1,
-// only the commands a client sent (not those a script ran) that name this
-// instance's private key prefix: it is immune to other clients, and misses
-// commands that carry no key (none on the buy path).
+// the commands the servers executed, including those run inside the
+// reservation script. commandstats cannot tell a script's commands from a
+// client's, and it counts every client of those servers, so it is exact
+// only while nothing else uses them; the log line gives it per command.
+//
+// redis-script-us/order is the time Redis spent in EVALSHA/EVAL per order
+// (commandstats usec, measured without MONITOR): the server's own cost of
+// the reservation, network excluded.
+//
+// All include the background work of the instance during the phase: the
+// sold-out memory reads the stock (one HGET) of each sale it holds sold out
+// once a second.
 func BenchmarkRedisCallsPerOrder(b *testing.B) {
 	s := startBench(b, tuneUnlimited)
 	ctx := context.Background()
@@ -378,57 +533,47 @@ func BenchmarkRedisCallsPerOrder(b *testing.B) {
 			wg.Go(func() { _, _, _ = send(s.client, mk(0)) })
 		}
 		wg.Wait()
+		// Phase 1, without MONITOR (which slows Redis down): what the
+		// servers executed, and how long the script ran.
+		n1 := b.N - b.N/2
+		b.ResetTimer()
+		calls0, usec0 := commandStats(b, ctx, nodes)
+		fire(b, s.client, benchConc, n1, mk, http.StatusCreated)
+		calls1, usec1 := commandStats(b, ctx, nodes)
+		// Phase 2, under MONITOR: the round trips, the rest of the stock.
 		mon := startMonitor(b, s.cfg.RedisAddrs[0], s.cfg.RedisPrefix)
 		defer mon.close()
-
-		before := commandStats(b, ctx, nodes)
+		n2 := b.N - n1
 		mon.mark(ctx, nodes[0], "orders")
-		b.ResetTimer()
-		setConcurrency(b, benchConc)
-		var bad atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if status, _, err := send(s.client, mk(0)); err != nil || status != http.StatusCreated {
-					bad.Add(1)
-				}
-			}
-		})
-		b.StopTimer()
-		if n := bad.Load(); n > 0 {
-			b.Fatalf("%d of %d orders were not 201", n, b.N)
-		}
+		fire(b, s.client, benchConc, n2, mk, http.StatusCreated)
 		mon.mark(ctx, nodes[0], "soldout")
-		mid := commandStats(b, ctx, nodes)
-		b.StartTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if status, _, err := send(s.client, mk(0)); err != nil || status != http.StatusConflict {
-					bad.Add(1)
-				}
-			}
-		})
-		b.StopTimer()
-		if n := bad.Load(); n > 0 {
-			b.Fatalf("%d of %d sold-out requests were not 409", n, b.N)
-		}
+		// Phase 3: b.N sold-out answers, both ways at once.
+		calls2, _ := commandStats(b, ctx, nodes)
+		fire(b, s.client, benchConc, b.N, mk, http.StatusConflict)
 		mon.mark(ctx, nodes[0], "end")
-		after := commandStats(b, ctx, nodes)
-		orders, soldout := diffStats(mid, before), diffStats(after, mid)
-		b.ReportMetric(float64(sumStats(orders))/float64(b.N), "redis-calls/order")
-		b.ReportMetric(float64(sumStats(soldout))/float64(b.N), "redis-calls/soldout")
-		po, ps := mon.between("orders", "soldout"), mon.between("soldout", "end")
-		b.ReportMetric(float64(sumStats(po))/float64(b.N), "prefix-cmds/order")
-		b.ReportMetric(float64(sumStats(ps))/float64(b.N), "prefix-cmds/soldout")
-		b.Logf("N=%d commandstats: orders %v, sold-out %v; MONITOR on prefix: orders %v, sold-out %v",
-			b.N, orders, soldout, po, ps)
+		calls3, _ := commandStats(b, ctx, nodes)
+		b.StopTimer()
+
+		per := func(v int64, n int) float64 { return float64(v) / float64(max(n, 1)) }
+		orders, soldout := diffStats(calls1, calls0), diffStats(calls3, calls2)
+		scripts := diffStats(usec1, usec0)
+		po, ps := mon.counted("orders"), mon.counted("soldout")
+		b.ReportMetric(per(sumStats(po), n2), "redis-calls/order")
+		b.ReportMetric(per(sumStats(ps), b.N), "redis-calls/soldout")
+		b.ReportMetric(per(sumStats(orders), n1), "redis-cmds/order")
+		b.ReportMetric(per(sumStats(soldout), b.N), "redis-cmds/soldout")
+		b.ReportMetric(per(scripts["evalsha"]+scripts["eval"], n1), "redis-script-us/order")
+		b.Logf("round trips (MONITOR): %d orders %v, %d sold-out %v; commandstats: %d orders %v, %d sold-out %v",
+			n2, po, b.N, ps, n1, orders, b.N, soldout)
 	})
 }
 
 // commandStats sums INFO commandstats over nodes: command -> calls +
-// rejected_calls, leaving out the commands of the measurement itself.
-func commandStats(tb testing.TB, ctx context.Context, nodes []*redis.Client) map[string]int64 {
+// rejected_calls, leaving out the commands of the measurement itself, and
+// command -> microseconds spent.
+func commandStats(tb testing.TB, ctx context.Context, nodes []*redis.Client) (calls, usec map[string]int64) {
 	tb.Helper()
-	out := map[string]int64{}
+	calls, usec = map[string]int64{}, map[string]int64{}
 	for _, n := range nodes {
 		info, err := n.Info(ctx, "commandstats").Result()
 		if err != nil {
@@ -442,14 +587,17 @@ func commandStats(tb testing.TB, ctx context.Context, nodes []*redis.Client) map
 			}
 			for f := range strings.SplitSeq(fields, ",") {
 				k, v, _ := strings.Cut(f, "=")
-				if k == "calls" || k == "rejected_calls" {
-					n, _ := strconv.ParseInt(v, 10, 64)
-					out[name] += n
+				n, _ := strconv.ParseInt(v, 10, 64)
+				switch k {
+				case "calls", "rejected_calls":
+					calls[name] += n
+				case "usec":
+					usec[name] += n
 				}
 			}
 		}
 	}
-	return out
+	return calls, usec
 }
 
 func diffStats(after, before map[string]int64) map[string]int64 {
@@ -557,19 +705,11 @@ func (m *monitor) mark(ctx context.Context, rdb *redis.Client, phase string) {
 	}
 }
 
-// between is the commands counted in phase from (ended by marker to).
-func (m *monitor) between(from, _ string) map[string]int64 {
+// counted is the commands counted in phase, up to the next marker.
+func (m *monitor) counted(phase string) map[string]int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return maps(m.counts[from])
-}
-
-func maps(in map[string]int64) map[string]int64 {
-	out := make(map[string]int64, len(in))
-	for k, v := range in {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m.counts[phase])
 }
 
 func (m *monitor) close() {

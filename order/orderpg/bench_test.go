@@ -1,0 +1,222 @@
+package orderpg_test
+
+// BenchmarkCommit measures the order store alone on the real PostgreSQL of
+// scripts/stack.sh: Store.Create from 64 goroutines, with one order per
+// transaction (batch=1) against group commit (batch=8, batch=64). Besides
+// orders/s it reports orders/commit (the mean group size, from the xmin of
+// the rows written), go-cpu-us/order (this process) and pg-cpu-us/order
+// (the PostgreSQL backends of the test databases, read from /proc): CPU
+// per order barely moves when other tenants of a shared machine take CPU
+// away, unlike orders/s. See docs/benchmarks.md for the commands and the
+// numbers.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"flashsale/internal/testenv"
+	"flashsale/inventory"
+	"flashsale/order"
+	"flashsale/order/orderpg"
+	"flashsale/shard"
+)
+
+// commitConc is the number of goroutines calling Create at once.
+const commitConc = 64
+
+func BenchmarkCommit(b *testing.B) {
+	cfg := testenv.Config(b, 4)
+	m, err := shard.NewMap(cfg.Shards, len(cfg.DatabaseURLs))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pools := make([]*pgxpool.Pool, len(cfg.DatabaseURLs))
+	for i, u := range cfg.DatabaseURLs {
+		pc, err := pgxpool.ParseConfig(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc.MaxConns = int32(cfg.DBMaxConns)
+		if pools[i], err = pgxpool.NewWithConfig(context.Background(), pc); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(pools[i].Close)
+	}
+	var seq, sales atomic.Int64 // keys and sale ids, unique within the databases
+	cases := []struct {
+		name string
+		opt  orderpg.Options
+	}{
+		{"batch=1", orderpg.Options{MaxBatch: 1, Workers: 2}},
+		{"batch=8", orderpg.Options{MaxBatch: 8, Workers: 2}},
+		{"batch=64", orderpg.Options{MaxBatch: 64, Workers: 2}},
+		// One order per transaction again, but with as many transactions in
+		// flight as the pool has connections: what PostgreSQL's own
+		// sharing of WAL flushes gives without batching.
+		{"batch=1,workers=16", orderpg.Options{MaxBatch: 1, Workers: cfg.DBMaxConns}},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			id, _ := inventory.NewSaleID(sales.Add(1))
+			sale := inventory.Sale{ID: id, SKU: "SKU-B", Title: "Bench phone", PriceCents: 19900, Currency: "EUR",
+				Stock: 1_000_000, PerUserLimit: 1_000_000, StartsAt: time.Now().Add(-time.Minute),
+				EndsAt: time.Now().Add(time.Hour)}
+			store := orderpg.New(pools, m, tc.opt)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- store.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Errorf("run: %v", err)
+				}
+			}()
+			create := func() error {
+				k := seq.Add(1)
+				buyer, _ := order.ParseBuyerID("buyer-" + strconv.FormatInt(k%1000, 10))
+				key, _ := order.ParseIdemKey("ck-" + strconv.FormatInt(k, 10))
+				_, err := store.Create(ctx, order.NewOrder{Sale: sale, Buyer: buyer, Key: key,
+					RequestHash: []byte("0123456789abcdef"), Qty: 1, Window: 15 * time.Minute,
+					Deadline: time.Now().Add(time.Hour)})
+				return err
+			}
+			// Warm every connection of the pools (statement cache) outside
+			// the timer.
+			var wg sync.WaitGroup
+			for range commitConc {
+				wg.Go(func() {
+					if err := create(); err != nil {
+						b.Errorf("warm-up: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if b.Failed() {
+				b.FailNow()
+			}
+
+			p := runtime.GOMAXPROCS(0)
+			b.SetParallelism((commitConc + p - 1) / p)
+			var failed atomic.Int64
+			var firstErr atomic.Value
+			pg0 := pgCPU(b, pools)
+			b.ResetTimer()
+			cpu0 := selfCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := create(); err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+					}
+				}
+			})
+			b.StopTimer()
+			cpu := selfCPU() - cpu0
+			pg1 := pgCPU(b, pools)
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d of %d creates failed, e.g. %v", n, b.N, firstErr.Load())
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "go-cpu-us/order")
+			if pg0 != nil && pg1 != nil {
+				var d time.Duration
+				for pid, t := range pg1 {
+					d += t - pg0[pid]
+				}
+				b.ReportMetric(float64(d.Microseconds())/float64(b.N), "pg-cpu-us/order")
+			}
+			orders, txs := countCommits(b, pools, m, id)
+			if orders != b.N+commitConc {
+				b.Fatalf("%d orders stored, want %d", orders, b.N+commitConc)
+			}
+			b.ReportMetric(float64(orders)/float64(txs), "orders/commit")
+		})
+	}
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pgCPU is the CPU time used so far by every backend connected to the
+// pools' databases, by pid; nil when PostgreSQL's processes cannot be read
+// in /proc (it runs elsewhere). A backend started later counts whole.
+func pgCPU(tb testing.TB, pools []*pgxpool.Pool) map[int]time.Duration {
+	tb.Helper()
+	out := map[int]time.Duration{}
+	for _, p := range pools {
+		rows, _ := p.Query(context.Background(), "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, pid := range pids {
+			t, ok := procCPU(int(pid))
+			if !ok {
+				return nil
+			}
+			out[int(pid)] = t
+		}
+	}
+	return out
+}
+
+// procCPU reads utime + stime of a process from /proc/<pid>/stat, in
+// USER_HZ ticks (10ms).
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The fields after the parenthesised command name start at field 3
+	// (state); utime and stime are fields 14 and 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
+}
+
+// countCommits counts the sale's orders and the transactions that wrote
+// them (distinct xmin per database: a batch spans the shards of its
+// database).
+func countCommits(tb testing.TB, pools []*pgxpool.Pool, m shard.Map, sale inventory.SaleID) (orders, txs int) {
+	tb.Helper()
+	for db, p := range pools {
+		var parts []string
+		for _, sh := range m.OnDatabase(db) {
+			parts = append(parts, fmt.Sprintf("SELECT xmin::text AS x FROM %s.orders WHERE sale_id = $1", sh.Schema()))
+		}
+		var n, t int
+		q := "SELECT count(*), count(DISTINCT x) FROM (" + strings.Join(parts, " UNION ALL ") + ") o"
+		if err := p.QueryRow(context.Background(), q, sale.Int64()).Scan(&n, &t); err != nil {
+			tb.Fatal(err)
+		}
+		orders += n
+		txs += t
+	}
+	return orders, txs
+}
