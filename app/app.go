@@ -103,7 +103,8 @@ func (a *App) wire(m shard.Map) {
 		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
 	saleStore := inventory.NewSaleStore(a.pools[0])
 	a.soldOut = inventory.NewSoldOut(stock, a.log)
-	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2})
+	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
+		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }})
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
 	a.orders = order.NewService(a.store, stock, inventory.NewCatalog(saleStore), a.soldOut, order.Config{

@@ -43,6 +43,14 @@ func ParseID(s string) (ID, error) {
 	return ID{n}, nil
 }
 
+// NewID wraps an id read from the database.
+func NewID(n int64) (ID, error) {
+	if n <= 0 {
+		return ID{}, fmt.Errorf("%w: order id %d", ErrInvalidValue, n)
+	}
+	return ID{n}, nil
+}
+
 // Int64 is the numeric id.
 func (id ID) Int64() int64 { return id.v }
 

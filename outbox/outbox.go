@@ -58,6 +58,7 @@ type Relay struct {
 	cfg     Config
 	log     *slog.Logger
 	q       map[string]queries // by schema
+	wakes   map[string]chan struct{}
 	stats   *Stats
 }
 
@@ -65,8 +66,10 @@ type queries struct{ fetch, mark, claim, fence, prune string }
 
 // New returns a relay over targets.
 func New(targets []Target, pub Publisher, locker *lease.Locker, cfg Config, log *slog.Logger) *Relay {
-	r := &Relay{targets: targets, pub: pub, locker: locker, cfg: cfg, log: log, q: map[string]queries{}, stats: newStats()}
+	r := &Relay{targets: targets, pub: pub, locker: locker, cfg: cfg, log: log, q: map[string]queries{},
+		wakes: map[string]chan struct{}{}, stats: newStats()}
 	for _, t := range targets {
+		r.wakes[t.Schema] = make(chan struct{}, 1)
 		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", t.Schema) }
 		r.q[t.Schema] = queries{fetch: sub("outbox_fetch"), mark: sub("outbox_mark"), claim: sub("outbox_claim"),
 			fence: sub("outbox_fence"), prune: sub("outbox_prune")}
@@ -77,24 +80,27 @@ func New(targets []Target, pub Publisher, locker *lease.Locker, cfg Config, log 
 // Stats reports what the relay published and how long events waited.
 func (r *Relay) Stats() *Stats { return r.stats }
 
-// Run relays until ctx ends: one loop per target, woken by LISTEN/NOTIFY on
-// each database, with a slow poll as a safety net.
+// Run relays until ctx ends: one loop per target, woken by Wake when an
+// outbox commits in this process, with a poll as the safety net for rows
+// other instances commit.
 func (r *Relay) Run(ctx context.Context) error {
-	wakes := make(map[string]chan struct{}, len(r.targets))
-	byPool := map[*pgxpool.Pool][]string{}
-	for _, t := range r.targets {
-		wakes[t.Schema] = make(chan struct{}, 1)
-		byPool[t.Pool] = append(byPool[t.Pool], t.Schema)
-	}
 	var wg sync.WaitGroup
-	for pool := range byPool {
-		wg.Go(func() { r.listen(ctx, pool, wakes) })
-	}
 	for _, t := range r.targets {
-		wg.Go(func() { r.runTarget(ctx, t, wakes[t.Schema]) })
+		wg.Go(func() { r.runTarget(ctx, t, r.wakes[t.Schema]) })
 	}
 	wg.Wait()
 	return nil
+}
+
+// Wake tells the loop of schema that rows have committed. It never blocks.
+// (PostgreSQL's NOTIFY would wake relays of every instance, but a
+// notifying commit takes a cluster-wide lock through its WAL flush, which
+// serialised every order commit.)
+func (r *Relay) Wake(schema string) {
+	select {
+	case r.wakes[schema] <- struct{}{}:
+	default: // already woken
+	}
 }
 
 // runTarget takes the target's lease whenever it is free and pumps while

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"flashsale/order"
+	"flashsale/shard"
 )
 
 // ErrStopped is returned for an order submitted after the store stopped.
@@ -18,9 +19,9 @@ var ErrStopped = errors.New("orderpg: store stopped")
 
 // pending is one order waiting for its commit.
 type pending struct {
-	sql  string
-	args []any
-	done chan result // buffered: the committer never blocks on a caller
+	shard shard.ID
+	o     order.NewOrder
+	done  chan result // buffered: the committer never blocks on a caller
 }
 
 type result struct {
@@ -34,19 +35,22 @@ type result struct {
 // batcher is the group commit of one database: each worker takes every
 // order queued while the previous transaction was committing and commits
 // them as one pipelined batch (one round trip, one implicit transaction,
-// one fsync). Under light load a batch is one order and nothing waits; under
-// a burst batches grow up to max.
+// one fsync) holding one multi-row statement per shard. Under light load a
+// batch is one order and nothing waits; under a burst batches grow up to
+// max.
 type batcher struct {
-	pool    *pgxpool.Pool
-	queue   chan *pending
-	max     int
-	workers int
-	stopped chan struct{}
+	pool     *pgxpool.Pool
+	create   func(shard.ID) string
+	onCommit func(shard.ID)
+	queue    chan *pending
+	max      int
+	workers  int
+	stopped  chan struct{}
 }
 
-func newBatcher(pool *pgxpool.Pool, maxBatch, workers int) *batcher {
-	return &batcher{pool: pool, queue: make(chan *pending, maxBatch*workers*4), max: maxBatch, workers: workers,
-		stopped: make(chan struct{})}
+func newBatcher(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), maxBatch, workers int) *batcher {
+	return &batcher{pool: pool, create: create, onCommit: onCommit, queue: make(chan *pending, maxBatch*workers*4),
+		max: maxBatch, workers: workers, stopped: make(chan struct{})}
 }
 
 // submit queues p and waits for its outcome. It keeps waiting when ctx is
@@ -150,36 +154,101 @@ func (b *batcher) commit(ctx context.Context, batch []*pending) {
 	}
 }
 
+// exec commits the batch: the orders of each shard go into one statement,
+// all statements into one pipeline ended by one Sync, which PostgreSQL runs
+// as one implicit transaction.
 func (b *batcher) exec(ctx context.Context, batch []*pending) ([]result, error) {
+	groups := groupByShard(batch)
 	var pb pgx.Batch
-	for _, p := range batch {
-		pb.Queue(p.sql, p.args...)
+	for _, g := range groups {
+		pb.Queue(b.create(g.shard), g.args()...)
 	}
 	br := b.pool.SendBatch(ctx, &pb)
 	results := make([]result, len(batch))
-	for i := range batch {
-		var id int64
-		r := &results[i]
-		err := br.QueryRow().Scan(&id, &r.createdAt, &r.expiresAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue
-		}
-		if err != nil {
+	for _, g := range groups {
+		if err := g.read(br, results); err != nil {
 			_ = br.Close()
 			return nil, fmt.Errorf("orderpg: commit batch: %w", err)
 		}
-		r.inserted = true
-		r.id, err = order.ParseID(fmt.Sprint(id))
-		if err != nil {
-			_ = br.Close()
-			return nil, err
-		}
-		r.createdAt, r.expiresAt = r.createdAt.UTC(), r.expiresAt.UTC()
 	}
 	// Close reads the pipeline's final ReadyForQuery: only now has the
 	// implicit transaction committed, and only now may anyone hear "201".
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("orderpg: commit batch: %w", err)
 	}
+	for _, g := range groups {
+		b.onCommit(g.shard)
+	}
 	return results, nil
+}
+
+// group is the orders of one shard in a batch, by their index in it.
+type group struct {
+	shard shard.ID
+	idx   []int
+	batch []*pending
+}
+
+func groupByShard(batch []*pending) []*group {
+	var groups []*group
+	byShard := map[shard.ID]*group{}
+	for i, p := range batch {
+		g, ok := byShard[p.shard]
+		if !ok {
+			g = &group{shard: p.shard, batch: batch}
+			byShard[p.shard] = g
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, i)
+	}
+	return groups
+}
+
+// args are the statement's column arrays.
+func (g *group) args() []any {
+	n := len(g.idx)
+	sales, qtys, amounts, windows := make([]int64, n), make([]int32, n), make([]int64, n), make([]int64, n)
+	users, keys, currencies := make([]string, n), make([]string, n), make([]string, n)
+	hashes, deadlines := make([][]byte, n), make([]time.Time, n)
+	for j, i := range g.idx {
+		o := g.batch[i].o
+		sales[j], users[j], keys[j], hashes[j] = o.Sale.ID.Int64(), o.Buyer.String(), o.Key.String(), o.RequestHash
+		qtys[j], amounts[j], currencies[j] = int32(o.Qty), o.Sale.PriceCents*int64(o.Qty), o.Sale.Currency
+		windows[j], deadlines[j] = o.Window.Microseconds(), o.Deadline
+	}
+	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines}
+}
+
+// read matches the inserted rows to the group's orders by (buyer, key);
+// an order with no row was not inserted.
+func (g *group) read(br pgx.BatchResults, results []result) error {
+	byKey := make(map[string]int, len(g.idx))
+	for _, i := range g.idx {
+		o := g.batch[i].o
+		byKey[o.Buyer.String()+"\x00"+o.Key.String()] = i
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var buyer, key string
+		var r result
+		if err := rows.Scan(&id, &buyer, &key, &r.createdAt, &r.expiresAt); err != nil {
+			return err
+		}
+		i, ok := byKey[buyer+"\x00"+key]
+		if !ok {
+			return fmt.Errorf("row for an order not in the batch (%s)", buyer)
+		}
+		if r.id, err = order.NewID(id); err != nil {
+			return err
+		}
+		r.inserted = true
+		r.createdAt, r.expiresAt = r.createdAt.UTC(), r.expiresAt.UTC()
+		results[i] = r
+	}
+	return rows.Err()
 }

@@ -39,6 +39,7 @@ func (s *Store) transition(ctx context.Context, buyer order.BuyerID, id order.ID
 	o, err := scanOrder(s.pools[s.m.Database(sh)].QueryRow(ctx, sql(s.q[sh]), args...))
 	switch {
 	case err == nil:
+		s.committed(sh)
 		return o, nil
 	case errors.Is(err, order.ErrNotFound):
 		return order.Order{}, s.whyNotTransitioned(ctx, buyer, id)
@@ -94,6 +95,9 @@ func (s *Store) ExpireDue(ctx context.Context, part, limit int) ([]order.Order, 
 	if err != nil {
 		return nil, fmt.Errorf("orderpg: expire: %w", err)
 	}
+	if len(orders) > 0 {
+		s.committed(sh)
+	}
 	return orders, nil
 }
 
@@ -132,6 +136,7 @@ func (s *Store) CancelOversold(ctx context.Context, ids []int64) error {
 		if err := s.pools[s.m.Database(sh)].QueryRow(ctx, s.q[sh].cancelOversold, id).Scan(&n); err != nil {
 			return unknownOutcome(err)
 		}
+		s.committed(sh)
 	}
 	return nil
 }

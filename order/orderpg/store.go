@@ -26,6 +26,7 @@ type Store struct {
 	m        shard.Map
 	q        []queries // by shard
 	batchers []*batcher
+	onCommit func(shard.ID)
 }
 
 // queries are the statements of one shard, its schema substituted.
@@ -39,11 +40,14 @@ type queries struct {
 type Options struct {
 	MaxBatch int // most orders in one transaction
 	Workers  int // transactions in flight per database
+	// OnCommit, when set, is told each shard whose outbox just received
+	// rows, after the commit: it wakes the relay without polling.
+	OnCommit func(shard.ID)
 }
 
 // New returns the store over pools, one per database in shard-map order.
 func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
-	s := &Store{pools: pools, m: m, q: make([]queries, m.Shards())}
+	s := &Store{pools: pools, m: m, q: make([]queries, m.Shards()), onCommit: opt.OnCommit}
 	for i := range m.Shards() {
 		schema := shard.ID(i).Schema()
 		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", schema) }
@@ -51,8 +55,9 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 			pay: sub("order_pay"), cancel: sub("order_cancel"), expire: sub("order_expire"), closed: sub("order_closed_recent"),
 			cancelOversold: sub("order_cancel_oversold")}
 	}
+	create := func(sh shard.ID) string { return s.q[sh].create }
 	for _, p := range pools {
-		s.batchers = append(s.batchers, newBatcher(p, max(1, opt.MaxBatch), max(1, opt.Workers)))
+		s.batchers = append(s.batchers, newBatcher(p, create, s.committed, max(1, opt.MaxBatch), max(1, opt.Workers)))
 	}
 	return s
 }
@@ -74,8 +79,7 @@ func (s *Store) Run(ctx context.Context) error {
 // together with whatever other orders are waiting for that database.
 func (s *Store) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
 	sh := s.m.ForUser(o.Buyer.String())
-	p := &pending{sql: s.q[sh].create, args: []any{o.Sale.ID.Int64(), o.Buyer.String(), o.Key.String(), o.RequestHash,
-		o.Qty, o.Sale.PriceCents * int64(o.Qty), o.Sale.Currency, o.Window, o.Deadline}, done: make(chan result, 1)}
+	p := &pending{shard: sh, o: o, done: make(chan result, 1)}
 	r, err := s.batchers[s.m.Database(sh)].submit(ctx, p)
 	if err != nil {
 		return order.Order{}, err
@@ -170,7 +174,7 @@ func scanOrder(row pgx.Row, extra ...any) (order.Order, error) {
 		return order.Order{}, translate(err)
 	}
 	var errs [4]error
-	o.ID, errs[0] = order.ParseID(fmt.Sprint(id))
+	o.ID, errs[0] = order.NewID(id)
 	o.SaleID, errs[1] = inventory.NewSaleID(saleID)
 	o.Buyer, errs[2] = order.ParseBuyerID(buyer)
 	o.Key, errs[3] = order.ParseIdemKey(key)
@@ -186,4 +190,11 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %s", order.ErrDuplicate, pg.ConstraintName)
 	}
 	return fmt.Errorf("orderpg: %w", err)
+}
+
+// committed tells OnCommit that shard's outbox received rows.
+func (s *Store) committed(sh shard.ID) {
+	if s.onCommit != nil {
+		s.onCommit(sh)
+	}
 }
