@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,6 +105,14 @@ func kindOf(err error) (kind, bool) {
 // writeError answers err as problem+json. Known errors carry their own
 // detail; unknown ones become a generic 500 and are logged in full.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if err == inventory.ErrSoldOut && r.URL.Path == ordersPath {
+		// Most of a flash sale's answers are this one: send it pre-rendered.
+		w.Header()["Content-Type"] = problemContentType
+		w.Header()["Cache-Control"] = noStore
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write(soldOutBody)
+		return
+	}
 	k, known := kindOf(err)
 	detail := err.Error()
 	if !known {
@@ -123,6 +132,22 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		setRetryAfter(w, time.Second)
 	}
 	writeProblem(w, k, detail, r.URL.Path)
+}
+
+// ordersPath is where buyers order; its sold-out answer is pre-rendered.
+const ordersPath = "/v1/orders"
+
+var (
+	problemContentType = []string{"application/problem+json"}
+	noStore            = []string{"no-store"}
+	soldOutBody        = render(kSoldOut, inventory.ErrSoldOut.Error(), ordersPath)
+)
+
+func render(k kind, detail, instance string) []byte {
+	var b bytes.Buffer
+	_ = json.NewEncoder(&b).Encode(Problem{Type: ProblemBase + k.slug, Title: k.title, Status: k.status,
+		Detail: detail, Instance: instance})
+	return b.Bytes()
 }
 
 func writeProblem(w http.ResponseWriter, k kind, detail, instance string) {
