@@ -3,10 +3,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -258,17 +260,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decode reads a JSON body strictly: the right media type, no unknown
 // fields, no trailing data, within the size limit.
 func decode(r *http.Request, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return fmt.Errorf("%w: send Content-Type: application/json", errMediaType)
+	b, err := readJSON(r)
+	if err != nil {
+		return err
 	}
-	dec := json.NewDecoder(r.Body)
+	return strictDecode(b, v)
+}
+
+// readJSON checks the media type and reads the body within the size limit.
+func readJSON(r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return nil, fmt.Errorf("%w: send Content-Type: application/json", errMediaType)
+		}
+	}
+	b, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("%w: bodies are limited to %d bytes", errTooLarge, tooLarge.Limit)
+	}
+	return b, err
+}
+
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return fmt.Errorf("%w: bodies are limited to %d bytes", errTooLarge, tooLarge.Limit)
-		}
 		return fmt.Errorf("%w: body: %s", errValidation, err.Error())
 	}
 	if dec.More() {

@@ -39,9 +39,17 @@ func toOrderJSON(o order.Order) orderJSON {
 
 // parsePlace turns the request into an always-valid PlaceRequest.
 func (h *handler) parsePlace(r *http.Request) (order.PlaceRequest, error) {
-	var body placeOrderBody
-	if err := decode(r, &body); err != nil {
+	b, err := readJSON(r)
+	if err != nil {
 		return order.PlaceRequest{}, err
+	}
+	body, ok := fastPlaceBody(b)
+	if !ok {
+		// Anything but the canonical shape takes the strict decoder, which
+		// also words the error.
+		if err := strictDecode(b, &body); err != nil {
+			return order.PlaceRequest{}, err
+		}
 	}
 	if body.SaleID == nil || body.Quantity == nil {
 		return order.PlaceRequest{}, fmt.Errorf("%w: sale_id and quantity are required", errValidation)
