@@ -23,9 +23,11 @@ import (
 	"flashsale/api"
 	"flashsale/auth"
 	"flashsale/config"
+	"flashsale/consumer"
 	"flashsale/dbschema"
 	"flashsale/inventory"
 	"flashsale/lease"
+	"flashsale/notify"
 	"flashsale/order"
 	"flashsale/order/orderpg"
 	"flashsale/outbox"
@@ -47,6 +49,7 @@ type App struct {
 	handler   http.Handler
 	writer    *outbox.Writer
 	relay     *outbox.Relay
+	consumers []*consumer.Consumer
 }
 
 // New connects to every dependency, applies migrations when configured and
@@ -71,6 +74,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 		return nil, err
 	}
 	a.wire(m)
+	if cfg.ConsumersEnabled {
+		if err := a.wireConsumers(); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -155,6 +163,38 @@ func (a *App) RunRelay(ctx context.Context) error {
 	return a.relay.Run(ctx)
 }
 
+// wireConsumers builds the in-process event consumers on database 0: the
+// stock ledger always, the webhook sender when webhook-url is set.
+func (a *App) wireConsumers() error {
+	cfg := a.cfg
+	base := consumer.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, DeadLetterTopic: cfg.DeadLetterTopic,
+		MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: cfg.ShutdownTimeout / 2, Log: a.log}
+	inv := base
+	inv.Name, inv.GroupID = "inventory", cfg.ConsumerGroupPrefix+"-inventory"
+	c, err := consumer.New(inv, a.pools[0], inventory.NewLedger(a.pools[0], a.store, a.log))
+	if err != nil {
+		return err
+	}
+	a.consumers = append(a.consumers, c)
+	if cfg.WebhookURL == "" {
+		return nil
+	}
+	sender, err := notify.New(notify.Config{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, Log: a.log})
+	if err != nil {
+		return err
+	}
+	n := base
+	n.Name, n.GroupID = "notify", cfg.ConsumerGroupPrefix+"-notify"
+	if c, err = consumer.New(n, a.pools[0], sender); err != nil {
+		return err
+	}
+	a.consumers = append(a.consumers, c)
+	return nil
+}
+
+// Consumers are the in-process event consumers, for their lag and counters.
+func (a *App) Consumers() []*consumer.Consumer { return a.consumers }
+
 // Relay is the outbox relay, for its statistics.
 func (a *App) Relay() *outbox.Relay { return a.relay }
 
@@ -198,6 +238,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Orders is the order service, for in-process tools and tests.
 func (a *App) Orders() *order.Service { return a.orders }
 
+// OrderStore is the sharded order store; it cancels oversold orders for
+// the ledger.
+func (a *App) OrderStore() *orderpg.Store { return a.store }
+
 // Sales is the inventory service, for in-process tools and tests.
 func (a *App) Sales() *inventory.Service { return a.sales }
 
@@ -217,6 +261,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg.Go(func() error { return a.soldOut.Run(bgCtx) })
 	if a.cfg.RelayEnabled {
 		bg.Go(func() error { return a.RunRelay(bgCtx) })
+	}
+	for _, c := range a.consumers {
+		bg.Go(func() error { return c.Run(bgCtx) })
 	}
 	if a.cfg.ReconcileInterval > 0 {
 		bg.Go(func() error { return a.sales.RunReconciler(bgCtx, a.cfg.ReconcileInterval) })

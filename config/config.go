@@ -58,7 +58,9 @@ type Config struct {
 	MigrateOnStart    bool
 	LogLevel          slog.Level
 
+	ConsumersEnabled    bool
 	ConsumerMaxAttempts int
+	ConsumerGroupPrefix string
 	DeadLetterTopic     string
 	WebhookURL          string
 	WebhookSecret       string
@@ -125,7 +127,9 @@ var settings = []setting{
 	}},
 	{"migrate-on-start", "true", "apply pending migrations when serve starts", false, setBool(func(c *Config) *bool { return &c.MigrateOnStart })},
 	{"log-level", "info", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"consumers-enabled", "true", "run the event consumers inside serve: the stock ledger, and the webhooks when webhook-url is set (flashsale consume runs one alone)", false, setBool(func(c *Config) *bool { return &c.ConsumersEnabled })},
 	{"consumer-max-attempts", "5", "attempts an event consumer makes at one message before it goes to the dead-letter topic", false, setInt(func(c *Config) *int { return &c.ConsumerMaxAttempts })},
+	{"consumer-group-prefix", "flashsale", "consumer groups are named PREFIX-inventory and PREFIX-notify", false, func(c *Config, v string) error { c.ConsumerGroupPrefix = v; return nil }},
 	{"dead-letter-topic", "flashsale.orders.dlq", "topic the event consumers write the messages they could not handle to", false, func(c *Config, v string) error { c.DeadLetterTopic = v; return nil }},
 	{"webhook-url", "", "http(s) URL the notify consumer posts every order event to (required by consume notify)", false, func(c *Config, v string) error { c.WebhookURL = v; return nil }},
 	{"webhook-secret", "", "HMAC-SHA256 key that signs every webhook (at least 16 bytes when webhook-url is set)", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
@@ -282,7 +286,8 @@ func (c *Config) Validate() error {
 	}
 	positive := map[string]int{"db-max-conns": c.DBMaxConns, "user-rate": c.UserRate, "user-burst": c.UserBurst,
 		"ip-rate": c.IPRate, "ip-burst": c.IPBurst, "max-in-flight": c.MaxInFlight, "commit-batch": c.CommitBatch,
-		"kafka-partitions": c.KafkaPartitions, "kafka-replication": c.KafkaReplication, "relay-batch": c.RelayBatch}
+		"kafka-partitions": c.KafkaPartitions, "kafka-replication": c.KafkaReplication, "relay-batch": c.RelayBatch,
+		"consumer-max-attempts": c.ConsumerMaxAttempts}
 	for _, s := range settings {
 		if n, ok := positive[s.name]; ok && n < 1 {
 			bad(s.name, "must be at least 1")

@@ -90,7 +90,7 @@ func TestServeDrainsInFlightRequestsOnSIGTERM(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	cmd := exec.Command(bin, "serve", "--http-addr", addr, "--shards", "4", "--migrate-on-start=false",
+	cmd := exec.Command(bin, "serve", "--http-addr", addr, "--shards", "4", "--migrate-on-start=false", "--relay-enabled=false", "--consumers-enabled=false",
 		"--database-urls", strings.Join(cfg.DatabaseURLs, ","), "--redis-prefix", cfg.RedisPrefix)
 	cmd.Env = append(os.Environ(), "FLASHSALE_JWT_SECRET="+testenv.JWTSecret)
 	var logs bytes.Buffer

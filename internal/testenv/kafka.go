@@ -19,15 +19,17 @@ func Topic(t testing.TB, cfg *config.Config) string {
 	topic := "test-" + randHex(6)
 	cfg.KafkaTopic = topic
 	cfg.KafkaPartitions = 2
-	t.Cleanup(func() { deleteTopic(t, cfg.KafkaBrokers[0], topic) })
+	cfg.DeadLetterTopic = topic + ".dlq"
+	cfg.ConsumerGroupPrefix = topic
+	t.Cleanup(func() { deleteTopic(t, cfg.KafkaBrokers[0], topic, topic+".dlq") })
 	return topic
 }
 
-func deleteTopic(t testing.TB, broker, topic string) {
+func deleteTopic(t testing.TB, broker string, topics ...string) {
 	d := &kafka.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.Dial("tcp", broker)
 	if err != nil {
-		t.Logf("testenv: delete topic %s: %v", topic, err)
+		t.Logf("testenv: delete topics %v: %v", topics, err)
 		return
 	}
 	defer conn.Close()
@@ -40,5 +42,5 @@ func deleteTopic(t testing.TB, broker, topic string) {
 		return
 	}
 	defer cc.Close()
-	_ = cc.DeleteTopics(topic)
+	_ = cc.DeleteTopics(topics...)
 }

@@ -44,6 +44,7 @@ func Config(t testing.TB, shards int) *config.Config {
 	cfg.MigrateOnStart = false
 	cfg.ReconcileInterval = 0
 	cfg.RelayEnabled = false // tests that relay ask for it, with a topic of their own
+	cfg.ConsumersEnabled = false
 	cfg.DatabaseURLs = Databases(t, cfg.DatabaseURLs, shards)
 	cfg.RedisPrefix = RedisPrefix(t, cfg.RedisAddrs)
 	return cfg

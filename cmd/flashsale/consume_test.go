@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"flashsale/internal/testenv"
+)
+
+func TestConsumeRefusesWhatItCannotRun(t *testing.T) {
+	for args, want := range map[string]string{
+		"consume":              "inventory or notify",
+		"consume ledger":       "inventory or notify",
+		"consume notify":       "webhook-url is required",
+		"consume inventory -x": "flag provided but not defined",
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), strings.Fields(args), noEnv, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", args, err, want)
+		}
+	}
+}
+
+// TestConsumeNotifyPostsAndStopsOnCancel runs `flashsale consume notify`
+// in-process against the real stack: an event on the topic reaches the
+// webhook, and cancelling the signal context stops the command cleanly.
+func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
+	cfg := testenv.Config(t, 2)
+	topic := testenv.Topic(t, cfg)
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Header.Get("Webhook-Id")+" "+string(b))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	env := map[string]string{
+		"FLASHSALE_DATABASE_URLS": strings.Join(cfg.DatabaseURLs, ","), "FLASHSALE_SHARDS": "2",
+		"FLASHSALE_KAFKA_BROKERS": strings.Join(cfg.KafkaBrokers, ","), "FLASHSALE_KAFKA_TOPIC": topic,
+		"FLASHSALE_DEAD_LETTER_TOPIC": topic + ".dlq", "FLASHSALE_WEBHOOK_URL": srv.URL,
+		"FLASHSALE_WEBHOOK_SECRET": "webhook-secret-0123456789", "FLASHSALE_MIGRATE_ON_START": "false",
+		"FLASHSALE_SHUTDOWN_TIMEOUT": "10s", "FLASHSALE_LOG_LEVEL": "warn",
+	}
+
+	const id = "0b5c1d0e-7c4f-4a53-9d0e-3f8f2f7b9a10"
+	value, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "/flashsale/shards/1",
+		"type": "flashsale.order.paid", "subject": "42", "time": time.Now().UTC().Format(time.RFC3339Nano),
+		"data": map[string]any{"order_id": "42", "status": "paid"}})
+	tr := &kafka.Transport{}
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.KafkaBrokers...), Topic: topic, Transport: tr, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true}
+	defer tr.CloseIdleConnections()
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	for {
+		err := w.WriteMessages(wctx, kafka.Message{Key: []byte("42"), Value: value})
+		if err == nil {
+			break
+		}
+		if wctx.Err() != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond) // the auto-created topic gets its leader
+	}
+	_ = w.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"consume", "notify"}, func(k string) string { return env[k] }, &logs, &logs)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no webhook within 30 s\n%s", logs.String())
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("consume: %v\n%s", err, logs.String())
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("consume did not stop within 25 s of its context ending")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || !strings.HasPrefix(got[0], id+" ") {
+		t.Fatalf("webhooks %q", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

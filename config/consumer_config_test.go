@@ -1,0 +1,50 @@
+package config
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConsumerSettings(t *testing.T) {
+	base := map[string]string{"FLASHSALE_JWT_SECRET": "0123456789abcdef"}
+	c, err := load(t, nil, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ConsumersEnabled || c.ConsumerMaxAttempts != 5 || c.DeadLetterTopic != "flashsale.orders.dlq" || c.WebhookURL != "" || c.WebhookTimeout != 5*time.Second {
+		t.Errorf("defaults: %d %q %q %s", c.ConsumerMaxAttempts, c.DeadLetterTopic, c.WebhookURL, c.WebhookTimeout)
+	}
+	env := map[string]string{"FLASHSALE_JWT_SECRET": "0123456789abcdef", "FLASHSALE_WEBHOOK_URL": "https://hooks.example/x",
+		"FLASHSALE_WEBHOOK_SECRET": "whsec-very-secret-value"}
+	c, err = load(t, []string{"--consumer-max-attempts", "7"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConsumerMaxAttempts != 7 || c.WebhookSecret != "whsec-very-secret-value" {
+		t.Errorf("got %d %q", c.ConsumerMaxAttempts, c.WebhookSecret)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	if strings.Contains(buf.String(), "whsec-very-secret-value") || !strings.Contains(buf.String(), "hooks.example") {
+		t.Errorf("log: %s", buf.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--consumer-max-attempts", "0"}, "consumer-max-attempts"},
+		{[]string{"--dead-letter-topic", "flashsale.orders"}, "dead-letter-topic"},
+		{[]string{"--dead-letter-topic", ""}, "dead-letter-topic"},
+		{[]string{"--webhook-url", "ftp://x", "--webhook-secret", "0123456789abcdef"}, "webhook-url"},
+		{[]string{"--webhook-url", "https://x/hook", "--webhook-secret", "short"}, "webhook-secret"},
+		{[]string{"--webhook-timeout", "0s"}, "webhook-timeout"},
+	} {
+		_, err := load(t, tc.args, base)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
+}

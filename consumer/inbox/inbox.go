@@ -1,0 +1,139 @@
+// Package inbox applies events exactly once in effect: the id of every
+// event a consumer applies is recorded in the inbox table in the same
+// PostgreSQL transaction as the event's effect, so a redelivered event finds
+// its row and is skipped. It knows nothing of Kafka: package consumer feeds
+// it from a topic, and the handlers (the inventory ledger, the webhook
+// sender) see only Event and a transaction.
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"flashsale"
+)
+
+// Event is one CloudEvent as the consumers see it (docs/events.md).
+type Event struct {
+	ID      string    // UUID, lower case
+	Source  string    // e.g. /flashsale/shards/7
+	Type    string    // e.g. flashsale.order.created
+	Subject string    // the order id, decimal
+	Time    time.Time // when the change was committed
+	Data    json.RawMessage
+}
+
+// Handler applies the effect of one event inside tx. It runs only for an
+// event its consumer has not applied before; returning an error rolls the
+// effect and the inbox row back, and the event is tried again.
+type Handler interface {
+	Handle(ctx context.Context, tx pgx.Tx, ev Event) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, tx pgx.Tx, ev Event) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, tx pgx.Tx, ev Event) error { return f(ctx, tx, ev) }
+
+// AfterCommitter is implemented by a handler with work that must follow
+// the commit of an effect, outside its transaction (calling another
+// service, for one). AfterCommit runs after every successful attempt,
+// redeliveries included, until it succeeds once: it must be idempotent.
+// The event is acknowledged only after it returns nil.
+type AfterCommitter interface {
+	AfterCommit(ctx context.Context, ev Event) error
+}
+
+// ErrInvalidEvent marks a message that is no CloudEvent this service reads.
+var ErrInvalidEvent = errors.New("inbox: invalid event")
+
+type envelope struct {
+	SpecVersion string          `json:"specversion"`
+	ID          string          `json:"id"`
+	Source      string          `json:"source"`
+	Type        string          `json:"type"`
+	Subject     string          `json:"subject"`
+	Time        string          `json:"time"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// Parse reads a CloudEvents 1.0 structured-mode JSON envelope.
+func Parse(value []byte) (Event, error) {
+	var e envelope
+	if err := json.Unmarshal(value, &e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	if e.SpecVersion != "1.0" {
+		return Event{}, fmt.Errorf("%w: specversion %q, want 1.0", ErrInvalidEvent, e.SpecVersion)
+	}
+	id, ok := normalUUID(e.ID)
+	if !ok {
+		return Event{}, fmt.Errorf("%w: id %q is not a UUID", ErrInvalidEvent, e.ID)
+	}
+	if e.Type == "" || e.Source == "" {
+		return Event{}, fmt.Errorf("%w: type and source are required", ErrInvalidEvent)
+	}
+	t, err := time.Parse(time.RFC3339Nano, e.Time)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: time %q: %v", ErrInvalidEvent, e.Time, err)
+	}
+	if len(e.Data) == 0 || string(e.Data) == "null" {
+		return Event{}, fmt.Errorf("%w: data is required", ErrInvalidEvent)
+	}
+	return Event{ID: id, Source: e.Source, Type: e.Type, Subject: e.Subject, Time: t.UTC(), Data: e.Data}, nil
+}
+
+// normalUUID checks the 8-4-4-4-12 hex form and lowers its case.
+func normalUUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return "", false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return "", false
+		}
+	}
+	return strings.ToLower(s), true
+}
+
+// Beginner starts transactions; *pgxpool.Pool is one.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+var insertQuery = flashsale.Query("inbox_insert")
+
+// Apply records ev in consumer's inbox and runs h, in one transaction on
+// db (database 0). applied is false when the event had been applied before
+// and h was not run; on error nothing was applied.
+func Apply(ctx context.Context, db Beginner, consumer string, ev Event, h Handler) (applied bool, err error) {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, insertQuery, consumer, ev.ID, ev.Type)
+		if err != nil {
+			return fmt.Errorf("inbox: record %s: %w", ev.ID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		applied = true
+		return h.Handle(ctx, tx, ev)
+	})
+	if err != nil {
+		return false, err
+	}
+	return applied, nil
+}

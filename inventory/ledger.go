@@ -1,0 +1,226 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"flashsale"
+	"flashsale/consumer/inbox"
+)
+
+// The order events the ledger reads (docs/events.md).
+const (
+	EventOrderCreated   = "flashsale.order.created"
+	EventOrderPaid      = "flashsale.order.paid"
+	EventOrderCancelled = "flashsale.order.cancelled"
+	EventOrderExpired   = "flashsale.order.expired"
+)
+
+// ReasonOversold is the cancel reason of an order the ledger found beyond
+// its sale's stock.
+const ReasonOversold = "oversold"
+
+// OversoldCanceller cancels orders the ledger found beyond their sale's
+// stock, with reason oversold, and emits their cancelled events; the order
+// lifecycle implements it. It must be idempotent: the same ids can come
+// again until their cancelled events reach the ledger, and an id already
+// cancelled or expired is no error. The units of these orders never
+// existed, so cancelling them must not return units to the live stock.
+type OversoldCanceller interface {
+	CancelOversold(ctx context.Context, orderIDs []int64) error
+}
+
+// Ledger is the durable count of sold units per sale, kept in PostgreSQL
+// database 0 from the order events (tables stock_ledger and
+// ledger_entries): sold counts the units of created orders, released those
+// of cancelled or expired orders, and the net, sold - released, must never
+// exceed the sale's stock. Redis decides each sale; the ledger is the
+// check that holds if Redis forgot reservations in a failover: a created
+// event that takes the net above the stock makes the ledger cancel the
+// newest excess orders.
+//
+// Ledger is the inventory consumer's inbox.Handler: Handle applies one
+// event in the inbox transaction, AfterCommit looks for an oversell once
+// the effect is committed.
+type Ledger struct {
+	db     *pgxpool.Pool
+	cancel OversoldCanceller
+	log    *slog.Logger
+	q      ledgerQueries
+}
+
+type ledgerQueries struct{ apply, position, excess string }
+
+// NewLedger returns the ledger over database 0; cancel is told the orders
+// of an oversell.
+func NewLedger(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
+	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.Query("ledger_apply"),
+		position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess")}}
+}
+
+// Position is a sale's stock and what the ledger counted against it.
+type Position struct {
+	Stock    int64 // sales.stock
+	Sold     int64 // units of created orders
+	Released int64 // units of cancelled or expired orders
+}
+
+// Net is the units held by orders that are neither cancelled nor expired.
+func (p Position) Net() int64 { return p.Sold - p.Released }
+
+// Remaining is the stock not held by an order (negative when oversold).
+func (p Position) Remaining() int64 { return p.Stock - p.Net() }
+
+// Excess is the units sold beyond the stock.
+func (p Position) Excess() int64 { return max(0, p.Net()-p.Stock) }
+
+// orderEvent is what the ledger reads of an order event's data.
+type orderEvent struct {
+	kind     string
+	order    int64
+	sale     SaleID
+	quantity int
+	delta    int
+	reason   *string
+}
+
+// parseOrderEvent reads the data of an order event the ledger counts; ok
+// is false for any other type.
+func parseOrderEvent(ev inbox.Event) (e orderEvent, ok bool, err error) {
+	switch ev.Type {
+	case EventOrderCreated:
+		e.kind = "created"
+	case EventOrderPaid:
+		e.kind = "paid"
+	case EventOrderCancelled:
+		e.kind = "cancelled"
+	case EventOrderExpired:
+		e.kind = "expired"
+	default:
+		return e, false, nil
+	}
+	var d struct {
+		OrderID  string  `json:"order_id"`
+		SaleID   string  `json:"sale_id"`
+		Quantity int64   `json:"quantity"`
+		Reason   *string `json:"reason"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return e, true, fmt.Errorf("%w: ledger: data of %s: %v", ErrInvalidValue, ev.ID, err)
+	}
+	if e.order, err = strconv.ParseInt(d.OrderID, 10, 64); err != nil || e.order <= 0 {
+		return e, true, fmt.Errorf("%w: ledger: order_id %q of %s", ErrInvalidValue, d.OrderID, ev.ID)
+	}
+	if ev.Subject != "" && ev.Subject != d.OrderID {
+		return e, true, fmt.Errorf("%w: ledger: subject %q is not order_id %q", ErrInvalidValue, ev.Subject, d.OrderID)
+	}
+	if e.sale, err = ParseSaleID(d.SaleID); err != nil {
+		return e, true, fmt.Errorf("ledger: %s: %w", ev.ID, err)
+	}
+	q, err := NewQuantity(d.Quantity)
+	if err != nil {
+		return e, true, fmt.Errorf("ledger: %s: %w", ev.ID, err)
+	}
+	e.quantity, e.reason = q.Int(), d.Reason
+	switch e.kind {
+	case "created":
+		e.delta = e.quantity
+	case "cancelled", "expired":
+		e.delta = -e.quantity
+	}
+	return e, true, nil
+}
+
+// Handle records one order event in tx: created adds its quantity to the
+// sale's sold units, cancelled and expired to its released units, paid
+// only leaves an entry. Other event types are ignored. An order's second
+// creation, payment or release (under another event id) changes nothing.
+func (l *Ledger) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
+	e, ok, err := parseOrderEvent(ev)
+	if err != nil || !ok {
+		return err
+	}
+	var sold, released int64
+	err = tx.QueryRow(ctx, l.q.apply, ev.ID, e.sale.Int64(), e.order, e.kind, e.quantity, e.delta, e.reason).Scan(&sold, &released)
+	if errors.Is(err, pgx.ErrNoRows) {
+		l.log.WarnContext(ctx, "ledger: order transition already recorded under another event id; ignored",
+			"event_id", ev.ID, "order_id", e.order, "kind", e.kind)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: apply %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// AfterCommit checks the sale of a created order for an oversell once the
+// entry is committed, and has the newest excess orders cancelled. It runs
+// again when the event is redelivered, so a crash before the canceller was
+// told only delays the cancellation.
+func (l *Ledger) AfterCommit(ctx context.Context, ev inbox.Event) error {
+	if ev.Type != EventOrderCreated {
+		return nil
+	}
+	e, _, err := parseOrderEvent(ev)
+	if err != nil {
+		return err
+	}
+	return l.ResolveOversold(ctx, e.sale)
+}
+
+// ResolveOversold cancels the newest orders of the sale that exceed its
+// stock, if any. Until their cancelled events reach the ledger the same
+// orders stay in excess and are named again on the next call.
+func (l *Ledger) ResolveOversold(ctx context.Context, id SaleID) error {
+	pos, err := l.Position(ctx, id)
+	if err != nil || pos.Excess() == 0 {
+		return err
+	}
+	ids, err := l.Oversold(ctx, id)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	l.log.ErrorContext(ctx, "ledger: sale oversold; cancelling the newest orders", "sale_id", id.String(),
+		"stock", pos.Stock, "net_sold", pos.Net(), "excess", pos.Excess(), "order_ids", ids)
+	if l.cancel == nil {
+		return fmt.Errorf("ledger: sale %s oversold by %d, orders %v, and no canceller is wired", id, pos.Excess(), ids)
+	}
+	if err := l.cancel.CancelOversold(ctx, ids); err != nil {
+		return fmt.Errorf("ledger: cancel oversold orders %v of sale %s: %w", ids, id, err)
+	}
+	return nil
+}
+
+// Position reads the sale's stock and counters.
+func (l *Ledger) Position(ctx context.Context, id SaleID) (Position, error) {
+	var p Position
+	err := l.db.QueryRow(ctx, l.q.position, id.Int64()).Scan(&p.Stock, &p.Sold, &p.Released)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Position{}, ErrSaleNotFound
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("ledger: position of sale %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// Oversold lists, newest first, the fewest newest live orders of the sale
+// whose units cover its excess; none when the sale is within its stock.
+func (l *Ledger) Oversold(ctx context.Context, id SaleID) ([]int64, error) {
+	rows, err := l.db.Query(ctx, l.q.excess, id.Int64())
+	if err != nil {
+		return nil, fmt.Errorf("ledger: excess orders of sale %s: %w", id, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("ledger: excess orders of sale %s: %w", id, err)
+	}
+	return ids, nil
+}

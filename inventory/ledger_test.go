@@ -1,0 +1,319 @@
+package inventory_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"flashsale/consumer/inbox"
+	"flashsale/internal/testenv"
+	"flashsale/inventory"
+)
+
+// cancellations is the test's canceller: it records what it was asked to
+// cancel and fails while failing is set.
+type cancellations struct {
+	mu      sync.Mutex
+	calls   [][]int64
+	failing bool
+}
+
+func (c *cancellations) CancelOversold(_ context.Context, ids []int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, slices.Clone(ids))
+	if c.failing {
+		return errors.New("order service unavailable")
+	}
+	return nil
+}
+
+func (c *cancellations) all() [][]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.calls)
+}
+
+type ledgerFixture struct {
+	db     *pgxpool.Pool
+	sales  *inventory.SaleStore
+	ledger *inventory.Ledger
+	cancel *cancellations
+}
+
+func newLedgerFixture(t *testing.T) ledgerFixture {
+	t.Helper()
+	cfg := testenv.Config(t, 2)
+	db := testenv.Pools(t, cfg)[0]
+	c := &cancellations{}
+	return ledgerFixture{db: db, sales: inventory.NewSaleStore(db), ledger: inventory.NewLedger(db, c, testenv.Logger(t)), cancel: c}
+}
+
+func (f ledgerFixture) sale(t *testing.T, stock int) inventory.SaleID {
+	t.Helper()
+	now := time.Now().UTC()
+	s, err := f.sales.Create(context.Background(), inventory.NewSale{SKU: "S", Title: "T", PriceCents: 100, Currency: "EUR",
+		Stock: stock, PerUserLimit: 5, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.ID
+}
+
+// apply runs ev through the inbox as the inventory consumer does: the
+// effect, then AfterCommit.
+func (f ledgerFixture) apply(t *testing.T, ev inbox.Event) (bool, error) {
+	t.Helper()
+	ctx := context.Background()
+	applied, err := inbox.Apply(ctx, f.db, "inventory", ev, f.ledger)
+	if err != nil {
+		return applied, err
+	}
+	return applied, f.ledger.AfterCommit(ctx, ev)
+}
+
+func (f ledgerFixture) mustApply(t *testing.T, ev inbox.Event) bool {
+	t.Helper()
+	applied, err := f.apply(t, ev)
+	if err != nil {
+		t.Fatalf("%s %s: %v", ev.Type, ev.Subject, err)
+	}
+	return applied
+}
+
+func (f ledgerFixture) position(t *testing.T, sale inventory.SaleID) inventory.Position {
+	t.Helper()
+	p, err := f.ledger.Position(context.Background(), sale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// orderEvent is an event of the contract in docs/events.md.
+func orderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason string) inbox.Event {
+	d := map[string]any{"schema_version": 1, "order_id": strconv.FormatInt(order, 10), "sale_id": sale.String(),
+		"user_id": "alice", "quantity": qty, "amount_cents": 100 * qty, "currency": "EUR", "status": "pending_payment"}
+	if reason != "" {
+		d["reason"] = reason
+	}
+	data, _ := json.Marshal(d)
+	return inbox.Event{ID: newUUID(), Source: "/flashsale/shards/0", Type: "flashsale.order." + typ,
+		Subject: strconv.FormatInt(order, 10), Time: time.Now().UTC(), Data: data}
+}
+
+// orderIDs hands out increasing ids, as the shards' id function does.
+var orderIDs = struct {
+	sync.Mutex
+	next int64
+}{next: time.Now().UnixMilli() << 22}
+
+func nextOrderID() int64 {
+	orderIDs.Lock()
+	defer orderIDs.Unlock()
+	orderIDs.next += 1 << 12
+	return orderIDs.next
+}
+
+func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
+	f := newLedgerFixture(t)
+	sale := f.sale(t, 100)
+	var events []inbox.Event
+	orders := map[int64]int{}
+	for i := range 10 {
+		id := nextOrderID()
+		orders[id] = i%3 + 1
+		events = append(events, orderEvent("created", id, sale, orders[id], ""))
+		switch i % 4 {
+		case 1:
+			events = append(events, orderEvent("paid", id, sale, orders[id], ""))
+		case 2:
+			events = append(events, orderEvent("cancelled", id, sale, orders[id], "buyer"))
+		case 3:
+			events = append(events, orderEvent("expired", id, sale, orders[id], ""))
+		}
+	}
+	for _, ev := range events {
+		if !f.mustApply(t, ev) {
+			t.Fatalf("%s was not applied the first time", ev.ID)
+		}
+	}
+	want := inventory.Position{Stock: 100}
+	for i, id := range slices.Sorted(maps.Keys(orders)) {
+		want.Sold += int64(orders[id])
+		if i%4 == 2 || i%4 == 3 {
+			want.Released += int64(orders[id])
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := f.position(t, sale); got != want {
+			t.Fatalf("%s: position %+v, want %+v", when, got, want)
+		}
+		var entries, created, sum int64
+		err := f.db.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE kind = 'created'), coalesce(sum(delta), 0)
+			FROM ledger_entries WHERE sale_id = $1`, sale.Int64()).Scan(&entries, &created, &sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if entries != int64(len(events)) || created != int64(len(orders)) || sum != want.Net() {
+			t.Fatalf("%s: %d entries (%d created), sum(delta) %d; want %d (%d), %d", when, entries, created, sum, len(events), len(orders), want.Net())
+		}
+	}
+	check("first delivery")
+
+	// Redelivery: the inbox skips every event.
+	for _, ev := range events {
+		if f.mustApply(t, ev) {
+			t.Fatalf("redelivered %s was applied again", ev.ID)
+		}
+	}
+	check("redelivery")
+
+	// The same transitions published again under new event ids change
+	// nothing either: an order is created, paid and released at most once.
+	for _, ev := range events {
+		ev.ID = newUUID()
+		f.mustApply(t, ev)
+	}
+	var unmatched int
+	if err := f.db.QueryRow(context.Background(), `SELECT count(*) FROM inbox i WHERE consumer = 'inventory'
+		AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.event_id = i.event_id)`).Scan(&unmatched); err != nil {
+		t.Fatal(err)
+	}
+	if unmatched != len(events) {
+		t.Errorf("%d inbox rows without an entry, want the %d republished events", unmatched, len(events))
+	}
+	check("republished transitions")
+	if calls := f.cancel.all(); len(calls) != 0 {
+		t.Errorf("canceller called within stock: %v", calls)
+	}
+}
+
+// TestLedgerCancelsTheNewestExcessOrders oversells a sale the way a Redis
+// failover could, and checks that the newest orders covering the excess
+// are named, and named again until their cancellations arrive.
+func TestLedgerCancelsTheNewestExcessOrders(t *testing.T) {
+	f := newLedgerFixture(t)
+	sale := f.sale(t, 2)
+	a, b, c := nextOrderID(), nextOrderID(), nextOrderID()
+	// Applied out of order: the newest order arrives first.
+	for _, id := range []int64{c, a} {
+		f.mustApply(t, orderEvent("created", id, sale, 1, ""))
+	}
+	if calls := f.cancel.all(); len(calls) != 0 {
+		t.Fatalf("canceller called within stock: %v", calls)
+	}
+	f.mustApply(t, orderEvent("created", b, sale, 1, ""))
+	if calls := f.cancel.all(); len(calls) != 1 || !slices.Equal(calls[0], []int64{c}) {
+		t.Fatalf("canceller calls %v, want [[%d]] (the newest order)", calls, c)
+	}
+	if p := f.position(t, sale); p.Net() != 3 || p.Excess() != 1 || p.Remaining() != -1 {
+		t.Fatalf("position %+v", p)
+	}
+	// The order service cancels c and emits its event: the sale is whole.
+	f.mustApply(t, orderEvent("cancelled", c, sale, 1, inventory.ReasonOversold))
+	if p := f.position(t, sale); p.Net() != 2 || p.Excess() != 0 {
+		t.Fatalf("after the cancellation: %+v", p)
+	}
+	var reason string
+	if err := f.db.QueryRow(context.Background(), `SELECT reason FROM ledger_entries WHERE order_id = $1 AND kind = 'cancelled'`, c).Scan(&reason); err != nil || reason != "oversold" {
+		t.Fatalf("reason %q, %v", reason, err)
+	}
+	if err := f.ledger.ResolveOversold(context.Background(), sale); err != nil || len(f.cancel.all()) != 1 {
+		t.Fatalf("resolve within stock: %v, calls %v", err, f.cancel.all())
+	}
+}
+
+func TestLedgerExcessCoversQuantitiesNewestFirst(t *testing.T) {
+	f := newLedgerFixture(t)
+	sale := f.sale(t, 5)
+	ids := []int64{nextOrderID(), nextOrderID(), nextOrderID(), nextOrderID()}
+	qty := []int{2, 2, 3, 1} // net 8, excess 3: the newest (1) and the one before (3) cover it
+	for i, id := range ids {
+		f.mustApply(t, orderEvent("created", id, sale, qty[i], ""))
+	}
+	calls := f.cancel.all()
+	if len(calls) == 0 || !slices.Equal(calls[len(calls)-1], []int64{ids[3], ids[2]}) {
+		t.Fatalf("canceller calls %v, want the last [%d %d]", calls, ids[3], ids[2])
+	}
+	// A buyer cancels an older order before the ledger's cancellations
+	// land: the excess shrinks to 1, which the newest order covers.
+	f.mustApply(t, orderEvent("cancelled", ids[0], sale, 2, "buyer"))
+	got, err := f.ledger.Oversold(context.Background(), sale)
+	if err != nil || !slices.Equal(got, []int64{ids[3]}) {
+		t.Fatalf("oversold %v, %v; want [%d]", got, err, ids[3])
+	}
+}
+
+// TestLedgerRetriesTheCancellationAfterCommit fails the canceller: the
+// effect stays committed, the attempt fails, and the redelivered event,
+// skipped by the inbox, still reaches the canceller.
+func TestLedgerRetriesTheCancellationAfterCommit(t *testing.T) {
+	f := newLedgerFixture(t)
+	sale := f.sale(t, 1)
+	f.mustApply(t, orderEvent("created", nextOrderID(), sale, 1, ""))
+	f.cancel.failing = true
+	newest := nextOrderID()
+	ev := orderEvent("created", newest, sale, 1, "")
+	if _, err := f.apply(t, ev); err == nil {
+		t.Fatal("a failed cancellation was not reported")
+	}
+	f.cancel.failing = false
+	applied, err := f.apply(t, ev)
+	if err != nil || applied {
+		t.Fatalf("redelivery: applied %v, err %v", applied, err)
+	}
+	calls := f.cancel.all()
+	if len(calls) != 2 || !slices.Equal(calls[1], []int64{newest}) {
+		t.Fatalf("calls %v", calls)
+	}
+	if p := f.position(t, sale); p.Sold != 2 {
+		t.Fatalf("position %+v", p)
+	}
+}
+
+func TestLedgerRejectsBadEventsAndRollsBack(t *testing.T) {
+	f := newLedgerFixture(t)
+	sale := f.sale(t, 10)
+	missing, _ := inventory.NewSaleID(sale.Int64() + 1000)
+	bad := []inbox.Event{
+		orderEvent("created", nextOrderID(), missing, 1, ""), // no such sale
+		orderEvent("created", nextOrderID(), sale, 0, ""),    // no units
+		{ID: newUUID(), Source: "/t", Type: "flashsale.order.created", Subject: "1", Data: []byte(`{"order_id":"x"}`)},
+	}
+	other := orderEvent("created", nextOrderID(), sale, 1, "")
+	other.Subject = "42" // not its order
+	bad = append(bad, other)
+	for _, ev := range bad {
+		if _, err := f.apply(t, ev); err == nil {
+			t.Errorf("%s accepted", ev.Data)
+		}
+	}
+	var inboxRows, entries int
+	_ = f.db.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM inbox), (SELECT count(*) FROM ledger_entries)`).Scan(&inboxRows, &entries)
+	if inboxRows != 0 || entries != 0 {
+		t.Fatalf("a failed event left %d inbox rows, %d entries", inboxRows, entries)
+	}
+	// Types the ledger does not count are recorded in the inbox only.
+	if !f.mustApply(t, inbox.Event{ID: newUUID(), Source: "/t", Type: "flashsale.sale.created", Data: []byte(`{}`)}) {
+		t.Fatal("unknown type not acknowledged")
+	}
+}

@@ -1,0 +1,235 @@
+// Package notify posts every order event to a webhook, signed, once in
+// effect. It is the notify consumer's inbox.Handler: in the inbox
+// transaction it claims the event's row in the notifications table, posts,
+// and records the receiver's answer; a failed post rolls the claim back
+// and the consumer tries the event again.
+//
+// The request is a CloudEvents 1.0 structured-mode JSON body
+// (Content-Type application/cloudevents+json) with three headers:
+//
+//	Webhook-Id:        the event id, the same on every retry
+//	Webhook-Timestamp: unix seconds when this try was signed
+//	Webhook-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+//
+// A receiver checks the signature, rejects timestamps far from its clock,
+// and deduplicates on Webhook-Id: delivery is at least once. The window is
+// a crash (or lost connection to PostgreSQL) after the receiver accepted a
+// post and before the transaction committed; the event is then posted
+// again. Any 2xx accepts; 5xx, 408, 429 and network errors are retried
+// with backoff up to MaxTries within one attempt of the consumer, which
+// retries the event itself and finally dead-letters it; other answers fail
+// the attempt at once.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"flashsale"
+	"flashsale/consumer/inbox"
+)
+
+// Headers of every webhook request.
+const (
+	HeaderID        = "Webhook-Id"
+	HeaderTimestamp = "Webhook-Timestamp"
+	HeaderSignature = "Webhook-Signature"
+)
+
+// types are the event types posted; others are acknowledged unsent.
+var types = map[string]bool{
+	"flashsale.order.created":   true,
+	"flashsale.order.paid":      true,
+	"flashsale.order.cancelled": true,
+	"flashsale.order.expired":   true,
+}
+
+// Config describes the receiver and how hard to try it.
+type Config struct {
+	URL    string
+	Secret string
+	// Timeout bounds one request; default 5 s.
+	Timeout time.Duration
+	// MaxTries per consumer attempt; default 3.
+	MaxTries int
+	// BackoffMin and BackoffMax bound the wait between tries; defaults
+	// 200 ms and 2 s.
+	BackoffMin, BackoffMax time.Duration
+	// Client defaults to one that follows no redirects.
+	Client *http.Client
+	Log    *slog.Logger
+}
+
+// Sender posts events to the webhook.
+type Sender struct {
+	cfg         Config
+	secret      []byte
+	claim, sent string
+	now         func() time.Time
+}
+
+// New checks cfg and fills its defaults.
+func New(cfg Config) (*Sender, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("notify: the webhook URL must be an http(s) URL")
+	}
+	if len(cfg.Secret) < 16 {
+		return nil, errors.New("notify: the webhook secret must be at least 16 bytes")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.MaxTries <= 0 {
+		cfg.MaxTries = 3
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 200 * time.Millisecond
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = max(2*time.Second, cfg.BackoffMin)
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Sender{cfg: cfg, secret: []byte(cfg.Secret), claim: flashsale.Query("notify_claim"),
+		sent: flashsale.Query("notify_sent"), now: time.Now}, nil
+}
+
+// Handle posts ev unless it was posted before, in the inbox transaction tx.
+func (s *Sender) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
+	if !types[ev.Type] {
+		return nil
+	}
+	tag, err := tx.Exec(ctx, s.claim, ev.ID, ev.Type, ev.Subject)
+	if err != nil {
+		return fmt.Errorf("notify: claim %s: %w", ev.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil // delivered before, under another consumer name or an inbox row since pruned
+	}
+	body, err := Body(ev)
+	if err != nil {
+		return err
+	}
+	code, tries, err := s.deliver(ctx, ev.ID, body)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, s.sent, ev.ID, code, tries); err != nil {
+		return fmt.Errorf("notify: record %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// Body is the webhook body of ev: its CloudEvents JSON envelope.
+func Body(ev inbox.Event) ([]byte, error) {
+	b, err := json.Marshal(struct {
+		SpecVersion     string          `json:"specversion"`
+		ID              string          `json:"id"`
+		Source          string          `json:"source"`
+		Type            string          `json:"type"`
+		Subject         string          `json:"subject,omitempty"`
+		Time            string          `json:"time"`
+		DataContentType string          `json:"datacontenttype"`
+		Data            json.RawMessage `json:"data"`
+	}{"1.0", ev.ID, ev.Source, ev.Type, ev.Subject, ev.Time.UTC().Format(time.RFC3339Nano), "application/json", ev.Data})
+	if err != nil {
+		return nil, fmt.Errorf("notify: body of %s: %w", ev.ID, err)
+	}
+	return b, nil
+}
+
+// Sign is the Webhook-Signature of body sent at timestamp (unix seconds,
+// decimal).
+func Sign(secret []byte, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a request's signature and that its timestamp is within
+// tolerance of now, for receivers.
+func Verify(secret []byte, timestamp, signature string, body []byte, now time.Time, tolerance time.Duration) bool {
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil || now.Sub(time.Unix(ts, 0)).Abs() > tolerance {
+		return false
+	}
+	return hmac.Equal([]byte(Sign(secret, timestamp, body)), []byte(signature))
+}
+
+// deliver posts body until the receiver accepts it, a try fails for good,
+// or MaxTries are spent.
+func (s *Sender) deliver(ctx context.Context, id string, body []byte) (status, tries int, err error) {
+	wait := s.cfg.BackoffMin
+	for tries = 1; ; tries++ {
+		status, err = s.post(ctx, id, body)
+		switch {
+		case err == nil && status >= 200 && status < 300:
+			return status, tries, nil
+		case err == nil && !retryable(status):
+			return status, tries, fmt.Errorf("notify: %s: webhook answered %d", id, status)
+		case err == nil:
+			err = fmt.Errorf("notify: %s: webhook answered %d", id, status)
+		}
+		if tries >= s.cfg.MaxTries || ctx.Err() != nil {
+			return status, tries, fmt.Errorf("%w (after %d tries)", err, tries)
+		}
+		s.cfg.Log.WarnContext(ctx, "webhook try failed; retrying", "event_id", id, "try", tries, "err", err, "retry_in", wait.String())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return status, tries, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, s.cfg.BackoffMax)
+	}
+}
+
+func retryable(status int) bool {
+	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
+}
+
+// post makes one signed request; err is a network error or timeout.
+func (s *Sender) post(ctx context.Context, id string, body []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("notify: %w", err)
+	}
+	ts := strconv.FormatInt(s.now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("User-Agent", "flashsale-webhook/1")
+	req.Header.Set(HeaderID, id)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(s.secret, ts, body))
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("notify: %s: %w", id, err)
+	}
+	// Drain a little so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
