@@ -12,18 +12,8 @@ WITH o AS (
               created_at, expires_at, cancel_reason
 ), e AS (
     INSERT INTO __shard__.outbox (aggregate_id, event_type, payload)
-    SELECT o.id, 'flashsale.order.cancelled', jsonb_build_object(
-        'schema_version', 1,
-        'order_id', o.id::text,
-        'sale_id', o.sale_id::text,
-        'user_id', o.user_id,
-        'quantity', o.quantity,
-        'amount_cents', o.amount_cents,
-        'currency', o.currency,
-        'status', o.status,
-        'created_at', o.created_at,
-        'expires_at', o.expires_at,
-        'reason', o.cancel_reason)
+    SELECT o.id, 'flashsale.order.cancelled', __shard__.order_event_payload(
+        o.id, o.sale_id, o.user_id, o.quantity, o.amount_cents, o.currency, o.status, o.created_at, o.expires_at, o.cancel_reason)
     FROM o
 )
 SELECT id, sale_id, user_id, idempotency_key, request_hash, quantity, amount_cents, currency, status,

@@ -25,17 +25,8 @@ WITH input AS (
     RETURNING id, sale_id, user_id, idempotency_key, quantity, amount_cents, currency, status, created_at, expires_at
 ), e AS (
     INSERT INTO __shard__.outbox (aggregate_id, event_type, payload)
-    SELECT o.id, 'flashsale.order.created', jsonb_build_object(
-        'schema_version', 1,
-        'order_id', o.id::text,
-        'sale_id', o.sale_id::text,
-        'user_id', o.user_id,
-        'quantity', o.quantity,
-        'amount_cents', o.amount_cents,
-        'currency', o.currency,
-        'status', o.status,
-        'created_at', o.created_at,
-        'expires_at', o.expires_at)
+    SELECT o.id, 'flashsale.order.created', __shard__.order_event_payload(
+        o.id, o.sale_id, o.user_id, o.quantity, o.amount_cents, o.currency, o.status, o.created_at, o.expires_at)
     FROM o
     ORDER BY o.id
 )

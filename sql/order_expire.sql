@@ -22,17 +22,8 @@ WITH due AS (
               t.currency, t.status, t.created_at, t.expires_at
 ), e AS (
     INSERT INTO __shard__.outbox (aggregate_id, event_type, payload)
-    SELECT o.id, 'flashsale.order.expired', jsonb_build_object(
-        'schema_version', 1,
-        'order_id', o.id::text,
-        'sale_id', o.sale_id::text,
-        'user_id', o.user_id,
-        'quantity', o.quantity,
-        'amount_cents', o.amount_cents,
-        'currency', o.currency,
-        'status', o.status,
-        'created_at', o.created_at,
-        'expires_at', o.expires_at)
+    SELECT o.id, 'flashsale.order.expired', __shard__.order_event_payload(
+        o.id, o.sale_id, o.user_id, o.quantity, o.amount_cents, o.currency, o.status, o.created_at, o.expires_at)
     FROM o
     ORDER BY o.expires_at, o.id
 )
