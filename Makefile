@@ -53,3 +53,12 @@ DISRUPTIVE := TestKafkaOutageLosesNothing|TestPostgresRestartLosesNoOrder|TestOn
 test: stack-up lint
 	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 20m ./...
 	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 10m -tags disruptive -p 1 -run '$(DISRUPTIVE)' ./app/
+
+# ---- benchmark: the flash sale, verified (scripts/bench.sh, cmd/flashbench, docs/flashbench.md) ----
+# Brings the stack up, starts the service, runs flashbench with its ceilings,
+# verifies and writes bench-results/<timestamp>/. Flashbench flags:
+#   make bench BENCH_ARGS='--rate 20000 --duration 30s'   (or FLASHBENCH_<FLAG>=... in the environment)
+.PHONY: bench
+
+bench:
+	scripts/bench.sh $(BENCH_ARGS)
