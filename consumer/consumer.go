@@ -232,8 +232,14 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.log.Info("consumer started", "dead_letter_topic", c.cfg.DeadLetterTopic, "max_attempts", c.cfg.MaxAttempts)
 
 	wait := c.cfg.BackoffMin
+	var pending offsets
+	defer func() { c.commit(r, &pending) }()
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := c.fetch(ctx, r, &pending)
+		if errors.Is(err, errIdle) {
+			c.commit(r, &pending)
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -252,21 +258,78 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 			}
 			return nil // ctx ended: the message is redelivered
 		}
-		// The effect is durable: commit its offset even when ctx just
-		// ended, so a clean stop redelivers nothing.
-		cctx, cancel := detach(ctx, 5*time.Second)
-		err = r.CommitMessages(cctx, m)
-		cancel()
-		if err != nil {
-			c.log.Warn("offset commit failed; the message will be redelivered and skipped",
-				"partition", m.Partition, "offset", m.Offset, "err", err)
-		} else {
-			c.stats.committed.Add(1)
+		// The effect is durable; its offset is committed with the next
+		// few, since a redelivered message is skipped by the inbox anyway
+		// and a synchronous commit per message capped the consumer at a
+		// few hundred events per second.
+		pending.add(m)
+		if pending.due() {
+			c.commit(r, &pending)
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// errIdle means no message came within the commit interval while offsets
+// were pending.
+var errIdle = errors.New("consumer: idle")
+
+// fetch waits for the next message; with offsets pending it waits at most
+// until they are due, so an idle stream still commits them promptly.
+func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, pending *offsets) (kafka.Message, error) {
+	if len(pending.msgs) == 0 {
+		return r.FetchMessage(ctx)
+	}
+	fctx, cancel := context.WithDeadline(ctx, pending.since.Add(commitEveryT))
+	defer cancel()
+	m, err := r.FetchMessage(fctx)
+	if err != nil && ctx.Err() == nil && fctx.Err() != nil {
+		return m, errIdle
+	}
+	return m, err
+}
+
+// offsets are the handled messages whose offsets are not committed yet.
+type offsets struct {
+	msgs  []kafka.Message
+	since time.Time
+}
+
+// commitEvery bounds how many handled messages, or how long, an offset
+// commit may wait.
+const (
+	commitEveryN = 200
+	commitEveryT = 200 * time.Millisecond
+)
+
+func (o *offsets) add(m kafka.Message) {
+	if len(o.msgs) == 0 {
+		o.since = time.Now()
+	}
+	o.msgs = append(o.msgs, m)
+}
+
+func (o *offsets) due() bool {
+	return len(o.msgs) >= commitEveryN || len(o.msgs) > 0 && time.Since(o.since) >= commitEveryT
+}
+
+// commit commits the pending offsets, even as the consumer stops: a clean
+// stop then redelivers nothing.
+func (c *Consumer) commit(r *kafka.Reader, o *offsets) {
+	if len(o.msgs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.CommitMessages(ctx, o.msgs...); err != nil {
+		c.log.Warn("offset commit failed; the messages will be redelivered and skipped",
+			"messages", len(o.msgs), "err", err)
+	} else {
+		c.stats.committed.Add(int64(len(o.msgs)))
+	}
+	o.msgs = o.msgs[:0]
 }
 
 // awaitTopic waits until the topic exists with partitions; false when ctx
