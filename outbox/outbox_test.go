@@ -26,17 +26,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // world is two databases with four shard outboxes, a private topic and
 // lease prefix, all on the real stack.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *config.Config
 	pools   []*pgxpool.Pool
 	targets []outbox.Target
 	nodes   []*redis.Client
 	topic   string
+	batch   int // rows a relay loop publishes at once
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
-	w := &world{t: t, cfg: testenv.Config(t, 4)}
+	w := &world{t: t, cfg: testenv.Config(t, 4), batch: 50}
 	w.pools = testenv.Pools(t, w.cfg)
 	m, _ := shard.NewMap(4, len(w.pools))
 	for s := range shard.ID(4) {
@@ -75,7 +76,7 @@ func (w *world) relay(pub outbox.Publisher, holder string) *outbox.Relay {
 		var n int64
 		return n, w.pools[0].QueryRow(ctx, "SELECT nextval('fencing_tokens')").Scan(&n)
 	})
-	return outbox.New(w.targets, pub, locker, outbox.Config{Holder: holder, Source: "/test", BatchSize: 50,
+	return outbox.New(w.targets, pub, locker, outbox.Config{Holder: holder, Source: "/test", BatchSize: w.batch,
 		Poll: 200 * time.Millisecond, LeaseTTL: 2 * time.Second, Retention: time.Hour, RetryDelay: 20 * time.Millisecond},
 		testenv.Logger(w.t))
 }
