@@ -110,7 +110,7 @@ var settings = []setting{
 	{"ip-burst", "2000", "burst of requests per client IP", false, setInt(func(c *Config) *int { return &c.IPBurst })},
 	{"trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", false, setPrefixes},
 	{"max-in-flight", "2048", "orders in flight per instance before new ones are shed with 503", false, setInt(func(c *Config) *int { return &c.MaxInFlight })},
-	{"commit-batch", "64", "most orders committed together in one PostgreSQL transaction", false, setInt(func(c *Config) *int { return &c.CommitBatch })},
+	{"commit-batch", "256", "most orders committed together in one PostgreSQL transaction (chosen by sweep, docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.CommitBatch })},
 	{"commit-deadline", "10s", "an order whose reservation is older than this is not committed (the reconciler may already have returned its stock)", false, setDuration(func(c *Config) *time.Duration { return &c.CommitDeadline })},
 	{"reservation-grace", "30s", "age after which the reconciler returns a reservation that has no order; must exceed commit-deadline", false, setDuration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
 	{"reconcile-interval", "30s", "how often every sale is reconciled (0 disables the periodic run)", false, setDuration(func(c *Config) *time.Duration { return &c.ReconcileInterval })},
