@@ -79,19 +79,13 @@ const (
 	StateEnded     State = "ended"
 )
 
-// Sale is a limited stock of one SKU sold in a time window.
+// Sale is a limited stock of one SKU sold in a time window: what was
+// asked for, as stored.
 type Sale struct {
-	ID           SaleID
-	SKU          string
-	Title        string
-	PriceCents   int64
-	Currency     string
-	Stock        int
-	PerUserLimit int
-	StartsAt     time.Time
-	EndsAt       time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	ID SaleID
+	NewSale
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // StateAt is the sale's state at t.

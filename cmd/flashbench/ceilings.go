@@ -166,7 +166,7 @@ func luaCeiling(ctx context.Context, cfg *config.Config, vus int, dur time.Durat
 		IPRate: 1_000_000_000, IPBurst: 1_000_000_000})
 	id, _ := inventory.NewSaleID(1)
 	now := time.Now()
-	sale := inventory.Sale{ID: id, Stock: 100_000_000, PerUserLimit: 1_000_000, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)}
+	sale := inventory.Sale{ID: id, NewSale: inventory.NewSale{Stock: 100_000_000, PerUserLimit: 1_000_000, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)}}
 	if _, err := stock.Warm(ctx, sale, 1); err != nil {
 		return Phase{Name: "lua", What: what, Error: err.Error()}
 	}
@@ -244,7 +244,7 @@ func insertCeiling(ctx context.Context, cfg *config.Config, vus int, dur time.Du
 	go func() { _ = store.Run(sctx); close(done) }()
 	defer func() { stop(); <-done }()
 	sid, _ := inventory.NewSaleID(1)
-	sale := inventory.Sale{ID: sid, PriceCents: 100, Currency: "EUR"}
+	sale := inventory.Sale{ID: sid, NewSale: inventory.NewSale{PriceCents: 100, Currency: "EUR"}}
 	var fails atomic.Int64
 	op := func(ctx context.Context, seq int64) (Outcome, time.Time) {
 		sent := time.Now()

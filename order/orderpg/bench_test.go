@@ -71,9 +71,9 @@ func BenchmarkCommit(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			id, _ := inventory.NewSaleID(sales.Add(1))
-			sale := inventory.Sale{ID: id, SKU: "SKU-B", Title: "Bench phone", PriceCents: 19900, Currency: "EUR",
-				Stock: 1_000_000, PerUserLimit: 1_000_000, StartsAt: time.Now().Add(-time.Minute),
-				EndsAt: time.Now().Add(time.Hour)}
+			sale := inventory.Sale{ID: id, NewSale: inventory.NewSale{SKU: "SKU-B", Title: "Bench phone", PriceCents: 19900,
+				Currency: "EUR", Stock: 1_000_000, PerUserLimit: 1_000_000, StartsAt: time.Now().Add(-time.Minute),
+				EndsAt: time.Now().Add(time.Hour)}}
 			store := orderpg.New(pools, m, tc.opt)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
