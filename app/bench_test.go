@@ -21,7 +21,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -249,58 +248,6 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// clockTick is USER_HZ, the unit of /proc/<pid>/stat times on Linux.
-const clockTick = 10 * time.Millisecond
-
-// pgCPU is the CPU time used so far by every backend connected to the
-// databases at urls (but the one asking), by pid; nil when PostgreSQL's
-// processes cannot be read in /proc (it runs elsewhere).
-func pgCPU(tb testing.TB, urls []string) map[int]time.Duration {
-	tb.Helper()
-	out := map[int]time.Duration{}
-	for _, u := range urls {
-		conn, err := pgx.Connect(context.Background(), u)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		rows, _ := conn.Query(context.Background(),
-			"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		_ = conn.Close(context.Background())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, pid := range pids {
-			t, ok := procCPU(int(pid))
-			if !ok {
-				return nil
-			}
-			out[int(pid)] = t
-		}
-	}
-	return out
-}
-
-// procCPU reads utime + stime of a process from /proc.
-func procCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the command name, which is in parentheses: state is
-	// field 3, utime 14 and stime 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * clockTick, true
-}
-
 // cpuSince sums the CPU the backends used since before; a backend that
 // started meanwhile counts whole.
 func cpuSince(before, after map[int]time.Duration) time.Duration {
@@ -444,9 +391,9 @@ func BenchmarkPlaceOrder(b *testing.B) {
 		if n := warmBad.Load(); n > 0 {
 			b.Fatalf("%d warm-up orders failed", n)
 		}
-		pg0, redis0 := pgCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
+		pg0, redis0 := testenv.PostgresCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
 		res := hammer(b, s.client, benchConc, mk, http.StatusCreated)
-		pg1, redis1 := pgCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
+		pg1, redis1 := testenv.PostgresCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
 		b.ReportMetric(float64(b.N-int(res.bad.Load()))/b.Elapsed().Seconds(), "orders/s")
 		if pg0 != nil && pg1 != nil {
 			b.ReportMetric(float64(cpuSince(pg0, pg1).Microseconds())/float64(b.N), "pg-cpu-us/order")

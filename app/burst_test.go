@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"flashsale/internal/testenv"
 	"fmt"
 	"net/http"
 	"sync"
@@ -24,7 +25,7 @@ func TestBurstSellsEveryUnitExactlyOnce(t *testing.T) {
 			sale := s.createSale(tc.stock, tc.limit)
 			var mu sync.Mutex
 			outcomes := map[string]int{}
-			burst(tc.buyers, func(i int) {
+			testenv.Burst(tc.buyers, func(i int) {
 				r := s.order(fmt.Sprintf("buyer-%d", i), "key-1", sale, tc.qt)
 				outcome := fmt.Sprint(r.Status)
 				if r.Status != http.StatusCreated {

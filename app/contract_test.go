@@ -199,7 +199,7 @@ func TestIdempotencyKey(t *testing.T) {
 	s := start(t, func(c *config.Config) { c.UserRate, c.UserBurst = 1000, 1000 })
 	sale := s.createSale(100, 5)
 	var replies [50]reply
-	burst(50, func(i int) { replies[i] = s.order("retrier", "same-key", sale, 1) })
+	testenv.Burst(50, func(i int) { replies[i] = s.order("retrier", "same-key", sale, 1) })
 	var created []reply
 	for _, r := range replies {
 		switch {

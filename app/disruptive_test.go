@@ -42,7 +42,7 @@ func TestKafkaOutageLosesNothing(t *testing.T) {
 	ids := map[string]bool{}
 	var mu sync.Mutex
 	buy := func(from, to int) {
-		burst(to-from, func(i int) {
+		testenv.Burst(to-from, func(i int) {
 			r := s.order("kafka-outage", fmt.Sprint("k", from+i), sale, 1)
 			if r.Status != http.StatusCreated {
 				t.Errorf("order during the outage: %d %s", r.Status, r.Body)

@@ -26,7 +26,7 @@ func TestEveryOrderBecomesExactlyOneCreatedEvent(t *testing.T) {
 	sale := s.createSale(150, 1)
 	var mu sync.Mutex
 	ids := map[string]bool{}
-	burst(300, func(i int) {
+	testenv.Burst(300, func(i int) {
 		r := s.order(fmt.Sprint("ev-buyer-", i), "k", sale, 1)
 		if r.Status == http.StatusCreated {
 			mu.Lock()

@@ -26,7 +26,7 @@ func TestEveryOrderHasExactlyOneLedgerEntry(t *testing.T) {
 	sale := s.createSale(50, 1)
 	var mu sync.Mutex
 	ids := map[int64]bool{}
-	burst(80, func(i int) {
+	testenv.Burst(80, func(i int) {
 		r := s.order(fmt.Sprint("ledger-buyer-", i), "k", sale, 1)
 		if r.Status == http.StatusCreated {
 			var id int64

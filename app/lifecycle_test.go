@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"flashsale/config"
+	"flashsale/internal/testenv"
 	"flashsale/shard"
 )
 
@@ -226,7 +227,7 @@ func TestPayRacesCancel(t *testing.T) {
 		id := s.placed(buyer, "k", sale, 1)
 		tok := s.token(buyer, false)
 		var replies [10]reply
-		burst(10, func(i int) {
+		testenv.Burst(10, func(i int) {
 			action := "/pay"
 			if i%2 == 1 {
 				action = "/cancel"

@@ -85,25 +85,6 @@ func (r *rig) status(t *testing.T, id order.ID) order.Status {
 	return o.Status
 }
 
-// together runs fn(i) for i in [0,n) from n goroutines released at once.
-func together(n int, fn func(i int)) {
-	var ready, done sync.WaitGroup
-	gate := make(chan struct{})
-	ready.Add(n)
-	done.Add(n)
-	for i := range n {
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-gate
-			fn(i)
-		}()
-	}
-	ready.Wait()
-	close(gate)
-	done.Wait()
-}
-
 const (
 	evCreated   = "flashsale.order.created"
 	evPaid      = "flashsale.order.paid"
@@ -144,7 +125,7 @@ func TestPayRacesExpiry(t *testing.T) {
 		var paid, expired atomic.Int64
 		var mu sync.Mutex
 		var unexpected []error
-		together(6, func(j int) {
+		testenv.Burst(6, func(j int) {
 			if j%2 == 0 {
 				_, err := svc.Pay(ctx, req.Buyer, o.ID)
 				switch {
@@ -231,7 +212,7 @@ func TestConcurrentSweepersExpireEachOrderOnce(t *testing.T) {
 	}
 	time.Sleep(time.Until(orders[len(orders)-1].ExpiresAt.Add(50 * time.Millisecond)))
 	var expired atomic.Int64
-	together(4, func(int) {
+	testenv.Burst(4, func(int) {
 		sw, err := r.expirer(t, stock, order.ExpirerConfig{Batch: 3}).Sweep(ctx)
 		if err != nil {
 			t.Error(err)

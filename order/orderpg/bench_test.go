@@ -11,10 +11,8 @@ package orderpg_test
 // numbers.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -24,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"flashsale/internal/testenv"
@@ -112,7 +109,7 @@ func BenchmarkCommit(b *testing.B) {
 			b.SetParallelism((commitConc + p - 1) / p)
 			var failed atomic.Int64
 			var firstErr atomic.Value
-			pg0 := pgCPU(b, pools)
+			pg0 := testenv.PostgresCPU(b, cfg.DatabaseURLs)
 			b.ResetTimer()
 			cpu0 := selfCPU()
 			b.RunParallel(func(pb *testing.PB) {
@@ -125,7 +122,7 @@ func BenchmarkCommit(b *testing.B) {
 			})
 			b.StopTimer()
 			cpu := selfCPU() - cpu0
-			pg1 := pgCPU(b, pools)
+			pg1 := testenv.PostgresCPU(b, cfg.DatabaseURLs)
 			if n := failed.Load(); n > 0 {
 				b.Fatalf("%d of %d creates failed, e.g. %v", n, b.N, firstErr.Load())
 			}
@@ -154,50 +151,6 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// pgCPU is the CPU time used so far by every backend connected to the
-// pools' databases, by pid; nil when PostgreSQL's processes cannot be read
-// in /proc (it runs elsewhere). A backend started later counts whole.
-func pgCPU(tb testing.TB, pools []*pgxpool.Pool) map[int]time.Duration {
-	tb.Helper()
-	out := map[int]time.Duration{}
-	for _, p := range pools {
-		rows, _ := p.Query(context.Background(), "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, pid := range pids {
-			t, ok := procCPU(int(pid))
-			if !ok {
-				return nil
-			}
-			out[int(pid)] = t
-		}
-	}
-	return out
-}
-
-// procCPU reads utime + stime of a process from /proc/<pid>/stat, in
-// USER_HZ ticks (10ms).
-func procCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// The fields after the parenthesised command name start at field 3
-	// (state); utime and stime are fields 14 and 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, true
 }
 
 // countCommits counts the sale's orders and the transactions that wrote
