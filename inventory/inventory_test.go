@@ -25,7 +25,9 @@ type fixture struct {
 // noOrders answers that no reservation ever became an order.
 type noOrders struct{}
 
-func (noOrders) OrderExists(context.Context, string, string) (bool, error) { return false, nil }
+func (noOrders) ExistingOrders(context.Context, []inventory.BuyerKey) (map[inventory.BuyerKey]bool, error) {
+	return nil, nil
+}
 
 func newFixture(t *testing.T, leaseTTL, grace time.Duration, orders inventory.OrderLookup) fixture {
 	t.Helper()
@@ -136,7 +138,13 @@ func TestReconcilerReturnsOrphanedReservations(t *testing.T) {
 
 type allOrders struct{}
 
-func (allOrders) OrderExists(context.Context, string, string) (bool, error) { return true, nil }
+func (allOrders) ExistingOrders(_ context.Context, keys []inventory.BuyerKey) (map[inventory.BuyerKey]bool, error) {
+	out := map[inventory.BuyerKey]bool{}
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out, nil
+}
 
 // TestReconcilerConfirmsReservationsWithOrders keeps the units of
 // reservations whose order exists, and stops looking at them.

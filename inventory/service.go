@@ -9,10 +9,14 @@ import (
 	"flashsale/lease"
 )
 
-// OrderLookup answers whether a durable order exists for a buyer's
-// idempotency key; the order store implements it.
+// BuyerKey is a buyer's idempotency key: what a reservation and its order
+// have in common.
+type BuyerKey struct{ Buyer, Key string }
+
+// OrderLookup answers which reservations became durable orders; the order
+// store implements it with one query per shard.
 type OrderLookup interface {
-	OrderExists(ctx context.Context, buyer, key string) (bool, error)
+	ExistingOrders(ctx context.Context, keys []BuyerKey) (map[BuyerKey]bool, error)
 }
 
 // Service is the admin side of inventory: creating, restocking and
@@ -166,20 +170,28 @@ func (s *Service) settle(ctx context.Context, id SaleID, token int64) (Reconcile
 		return out, err
 	}
 	cutoff := s.now().Add(-s.grace)
-	var durable []Held
+	var due []Held
+	var keys []BuyerKey
 	for _, h := range holds {
-		if h.Confirmed {
-			continue
-		}
-		if h.At.After(cutoff) {
+		switch {
+		case h.Confirmed:
+		case h.At.After(cutoff):
 			out.Pending++
-			continue
+		default:
+			due = append(due, h)
+			keys = append(keys, BuyerKey{h.Buyer, h.Key})
 		}
-		exists, err := s.orders.OrderExists(ctx, h.Buyer, h.Key)
-		if err != nil {
-			return out, err
-		}
-		if exists {
+	}
+	if len(due) == 0 {
+		return out, nil
+	}
+	exists, err := s.orders.ExistingOrders(ctx, keys)
+	if err != nil {
+		return out, err
+	}
+	var durable []Held
+	for _, h := range due {
+		if exists[BuyerKey{h.Buyer, h.Key}] {
 			durable = append(durable, h)
 			continue
 		}

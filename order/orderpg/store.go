@@ -33,7 +33,7 @@ type Store struct {
 type queries struct {
 	create, byKey, get, list    string
 	pay, cancel, expire, closed string
-	cancelOversold              string
+	cancelOversold, keysExist   string
 }
 
 // Options tunes group commit.
@@ -53,7 +53,7 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", schema) }
 		s.q[i] = queries{create: sub("order_create"), byKey: sub("order_by_key"), get: sub("order_get"), list: sub("order_list"),
 			pay: sub("order_pay"), cancel: sub("order_cancel"), expire: sub("order_expire"), closed: sub("order_closed_recent"),
-			cancelOversold: sub("order_cancel_oversold")}
+			cancelOversold: sub("order_cancel_oversold"), keysExist: sub("order_keys_exist")}
 	}
 	create := func(sh shard.ID) string { return s.q[sh].create }
 	for _, p := range pools {
@@ -111,18 +111,30 @@ func (s *Store) ByKey(ctx context.Context, buyer order.BuyerID, key order.IdemKe
 	return scanOrder(s.pools[s.m.Database(sh)].QueryRow(ctx, s.q[sh].byKey, buyer.String(), key.String()))
 }
 
-// OrderExists tells the reconciler whether a reservation became an order.
-func (s *Store) OrderExists(ctx context.Context, buyer, key string) (bool, error) {
-	b, err1 := order.ParseBuyerID(buyer)
-	k, err2 := order.ParseIdemKey(key)
-	if err := errors.Join(err1, err2); err != nil {
-		return false, err
+// ExistingOrders tells the reconciler which reservations became orders,
+// with one query per shard that holds any of the buyers.
+func (s *Store) ExistingOrders(ctx context.Context, keys []inventory.BuyerKey) (map[inventory.BuyerKey]bool, error) {
+	byShard := map[shard.ID][2][]string{}
+	for _, k := range keys {
+		sh := s.m.ForUser(k.Buyer)
+		cols := byShard[sh]
+		byShard[sh] = [2][]string{append(cols[0], k.Buyer), append(cols[1], k.Key)}
 	}
-	_, err := s.ByKey(ctx, b, k)
-	if errors.Is(err, order.ErrNotFound) {
-		return false, nil
+	out := make(map[inventory.BuyerKey]bool, len(keys))
+	for sh, cols := range byShard {
+		rows, err := s.pools[s.m.Database(sh)].Query(ctx, s.q[sh].keysExist, cols[0], cols[1])
+		if err != nil {
+			return nil, fmt.Errorf("orderpg: existing orders: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[inventory.BuyerKey])
+		if err != nil {
+			return nil, fmt.Errorf("orderpg: existing orders: %w", err)
+		}
+		for _, k := range found {
+			out[k] = true
+		}
 	}
-	return err == nil, err
+	return out, nil
 }
 
 // Get reads one order with one query on the database its id names.
