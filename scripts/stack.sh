@@ -20,9 +20,24 @@ RUN_DIR="$STACK/run"
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_PORT=55432
-PG_DIR="$STACK/pg"
+# PostgreSQL runs as the OS user postgres, which must be able to reach its
+# data: when a parent of the checkout is not searchable by others (a clone
+# under /root, say), the cluster lives under /var/lib/flashsale-stack instead.
+searchable_by_others() {
+  local d="$1"
+  while [[ "$d" != "/" && -n "$d" ]]; do
+    [[ "$(stat -c %A "$d")" =~ ^d........[xt] ]] || return 1
+    d="$(dirname "$d")"
+  done
+}
+if searchable_by_others "$ROOT"; then
+  PG_DIR="$STACK/pg"
+  PG_LOG="$LOG_DIR/postgres.log"
+else
+  PG_DIR="/var/lib/flashsale-stack/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pg"
+  PG_LOG="$PG_DIR/postgres.log"
+fi
 PG_DATA="$PG_DIR/data"
-PG_LOG="$LOG_DIR/postgres.log"
 PG_DBS=(flashsale_0 flashsale_1)
 
 REDIS_PORTS=(56379 56380 56381)
