@@ -188,9 +188,9 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	s := newStack(t)
 	sale := s.sale(t, 100)
 	missing, _ := inventory.NewSaleID(sale.Int64() + 1000)
-	key := nextOrderID()
+	key := testenv.NextOrderID()
 	before := orderEvent("created", key, sale, 1, "")
-	unknownSale := orderEvent("created", nextOrderID(), missing, 1, "")
+	unknownSale := orderEvent("created", testenv.NextOrderID(), missing, 1, "")
 	unknownMsg := message(unknownSale)
 	unknownMsg.Key = []byte(before.Subject) // same partition
 	after := orderEvent("paid", key, sale, 1, "")
@@ -240,7 +240,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 func TestOversoldOrderIsCancelled(t *testing.T) {
 	s := newStack(t)
 	sale := s.sale(t, 2)
-	ids := []int64{nextOrderID(), nextOrderID(), nextOrderID()}
+	ids := []int64{testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()}
 	s.cancel.then = func(got []int64) error {
 		for _, id := range got {
 			if err := s.w.WriteMessages(context.Background(), message(orderEvent("cancelled", id, sale, 1, inventory.ReasonOversold))); err != nil {
@@ -299,7 +299,7 @@ func TestDatabaseOutageDelaysWithoutDeadLettering(t *testing.T) {
 	}
 
 	proxy.Cut()
-	ev := orderEvent("created", nextOrderID(), sale, 1, "")
+	ev := orderEvent("created", testenv.NextOrderID(), sale, 1, "")
 	s.produce(t, ev)
 	r := start(t, c)
 	time.Sleep(3 * time.Second) // many attempts at 10-100 ms apart
@@ -368,7 +368,7 @@ func TestConsumerWaitsForItsTopic(t *testing.T) {
 		t.Fatalf("the waiting consumer created its topic: %+v %v", md, err)
 	}
 	createTopic(t, s.cfg.KafkaBrokers, late, 2)
-	ev := orderEvent("created", nextOrderID(), sale, 1, "")
+	ev := orderEvent("created", testenv.NextOrderID(), sale, 1, "")
 	m := message(ev)
 	m.Topic = late
 	w := &kafka.Writer{Addr: kafka.TCP(s.cfg.KafkaBrokers...), Transport: tr, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}

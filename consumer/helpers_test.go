@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -178,26 +177,6 @@ func (s *stack) sale(t *testing.T, stock int) inventory.SaleID {
 	return v.ID
 }
 
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
-var orderIDs = struct {
-	sync.Mutex
-	next int64
-}{next: time.Now().UnixMilli() << 22}
-
-// nextOrderID hands out increasing ids, as the shards' id function does.
-func nextOrderID() int64 {
-	orderIDs.Lock()
-	defer orderIDs.Unlock()
-	orderIDs.next += 1 << 12
-	return orderIDs.next
-}
-
 // orderEvent is an event of the contract in docs/events.md.
 func orderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason string) inbox.Event {
 	d := map[string]any{"schema_version": 1, "order_id": strconv.FormatInt(order, 10), "sale_id": sale.String(),
@@ -206,7 +185,7 @@ func orderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason 
 		d["reason"] = reason
 	}
 	data, _ := json.Marshal(d)
-	return inbox.Event{ID: newUUID(), Source: "/flashsale/shards/0", Type: "flashsale.order." + typ,
+	return inbox.Event{ID: testenv.EventID(), Source: "/flashsale/shards/0", Type: "flashsale.order." + typ,
 		Subject: strconv.FormatInt(order, 10), Time: time.Now().UTC(), Data: data}
 }
 
@@ -241,7 +220,7 @@ func (s *stack) write(t *testing.T, msgs ...kafka.Message) {
 func createdEvents(sale inventory.SaleID, n int) (evs []inbox.Event, units int64) {
 	for i := range n {
 		q := i%3 + 1
-		evs = append(evs, orderEvent("created", nextOrderID(), sale, q, ""))
+		evs = append(evs, orderEvent("created", testenv.NextOrderID(), sale, q, ""))
 		units += int64(q)
 	}
 	return evs, units

@@ -71,7 +71,7 @@ func TestNotifyPostsEachEventOnce(t *testing.T) {
 	sale := s.sale(t, 100)
 	var evs []inbox.Event
 	for i, next := range []string{"paid", "cancelled", "expired"} {
-		id := nextOrderID()
+		id := testenv.NextOrderID()
 		evs = append(evs, orderEvent("created", id, sale, i+1, ""), orderEvent(next, id, sale, i+1, "buyer"))
 	}
 	peer := &webhookPeer{flaky: evs[2].ID, requests: map[string][]int{}}

@@ -2,10 +2,8 @@ package inventory_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -100,13 +98,6 @@ func (f ledgerFixture) position(t *testing.T, sale inventory.SaleID) inventory.P
 	return p
 }
 
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
 // orderEvent is an event of the contract in docs/events.md.
 func orderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason string) inbox.Event {
 	d := map[string]any{"schema_version": 1, "order_id": strconv.FormatInt(order, 10), "sale_id": sale.String(),
@@ -115,21 +106,8 @@ func orderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason 
 		d["reason"] = reason
 	}
 	data, _ := json.Marshal(d)
-	return inbox.Event{ID: newUUID(), Source: "/flashsale/shards/0", Type: "flashsale.order." + typ,
+	return inbox.Event{ID: testenv.EventID(), Source: "/flashsale/shards/0", Type: "flashsale.order." + typ,
 		Subject: strconv.FormatInt(order, 10), Time: time.Now().UTC(), Data: data}
-}
-
-// orderIDs hands out increasing ids, as the shards' id function does.
-var orderIDs = struct {
-	sync.Mutex
-	next int64
-}{next: time.Now().UnixMilli() << 22}
-
-func nextOrderID() int64 {
-	orderIDs.Lock()
-	defer orderIDs.Unlock()
-	orderIDs.next += 1 << 12
-	return orderIDs.next
 }
 
 func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
@@ -138,7 +116,7 @@ func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
 	var events []inbox.Event
 	orders := map[int64]int{}
 	for i := range 10 {
-		id := nextOrderID()
+		id := testenv.NextOrderID()
 		orders[id] = i%3 + 1
 		events = append(events, orderEvent("created", id, sale, orders[id], ""))
 		switch i % 4 {
@@ -190,7 +168,7 @@ func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
 	// The same transitions published again under new event ids change
 	// nothing either: an order is created, paid and released at most once.
 	for _, ev := range events {
-		ev.ID = newUUID()
+		ev.ID = testenv.EventID()
 		f.mustApply(t, ev)
 	}
 	var unmatched int
@@ -213,7 +191,7 @@ func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
 func TestLedgerCancelsTheNewestExcessOrders(t *testing.T) {
 	f := newLedgerFixture(t)
 	sale := f.sale(t, 2)
-	a, b, c := nextOrderID(), nextOrderID(), nextOrderID()
+	a, b, c := testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()
 	// Applied out of order: the newest order arrives first.
 	for _, id := range []int64{c, a} {
 		f.mustApply(t, orderEvent("created", id, sale, 1, ""))
@@ -245,7 +223,7 @@ func TestLedgerCancelsTheNewestExcessOrders(t *testing.T) {
 func TestLedgerExcessCoversQuantitiesNewestFirst(t *testing.T) {
 	f := newLedgerFixture(t)
 	sale := f.sale(t, 5)
-	ids := []int64{nextOrderID(), nextOrderID(), nextOrderID(), nextOrderID()}
+	ids := []int64{testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()}
 	qty := []int{2, 2, 3, 1} // net 8, excess 3: the newest (1) and the one before (3) cover it
 	for i, id := range ids {
 		f.mustApply(t, orderEvent("created", id, sale, qty[i], ""))
@@ -269,9 +247,9 @@ func TestLedgerExcessCoversQuantitiesNewestFirst(t *testing.T) {
 func TestLedgerRetriesTheCancellationAfterCommit(t *testing.T) {
 	f := newLedgerFixture(t)
 	sale := f.sale(t, 1)
-	f.mustApply(t, orderEvent("created", nextOrderID(), sale, 1, ""))
+	f.mustApply(t, orderEvent("created", testenv.NextOrderID(), sale, 1, ""))
 	f.cancel.failing = true
-	newest := nextOrderID()
+	newest := testenv.NextOrderID()
 	ev := orderEvent("created", newest, sale, 1, "")
 	if _, err := f.apply(t, ev); err == nil {
 		t.Fatal("a failed cancellation was not reported")
@@ -295,11 +273,11 @@ func TestLedgerRejectsBadEventsAndRollsBack(t *testing.T) {
 	sale := f.sale(t, 10)
 	missing, _ := inventory.NewSaleID(sale.Int64() + 1000)
 	bad := []inbox.Event{
-		orderEvent("created", nextOrderID(), missing, 1, ""), // no such sale
-		orderEvent("created", nextOrderID(), sale, 0, ""),    // no units
-		{ID: newUUID(), Source: "/t", Type: "flashsale.order.created", Subject: "1", Data: []byte(`{"order_id":"x"}`)},
+		orderEvent("created", testenv.NextOrderID(), missing, 1, ""), // no such sale
+		orderEvent("created", testenv.NextOrderID(), sale, 0, ""),    // no units
+		{ID: testenv.EventID(), Source: "/t", Type: "flashsale.order.created", Subject: "1", Data: []byte(`{"order_id":"x"}`)},
 	}
-	other := orderEvent("created", nextOrderID(), sale, 1, "")
+	other := orderEvent("created", testenv.NextOrderID(), sale, 1, "")
 	other.Subject = "42" // not its order
 	bad = append(bad, other)
 	for _, ev := range bad {
@@ -313,7 +291,7 @@ func TestLedgerRejectsBadEventsAndRollsBack(t *testing.T) {
 		t.Fatalf("a failed event left %d inbox rows, %d entries", inboxRows, entries)
 	}
 	// Types the ledger does not count are recorded in the inbox only.
-	if !f.mustApply(t, inbox.Event{ID: newUUID(), Source: "/t", Type: "flashsale.sale.created", Data: []byte(`{}`)}) {
+	if !f.mustApply(t, inbox.Event{ID: testenv.EventID(), Source: "/t", Type: "flashsale.sale.created", Data: []byte(`{}`)}) {
 		t.Fatal("unknown type not acknowledged")
 	}
 }

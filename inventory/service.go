@@ -239,6 +239,3 @@ func (s *Service) reconcileAll(ctx context.Context) {
 		}
 	}
 }
-
-// Stock exposes the live stock to the order path.
-func (s *Service) Stock() *Stock { return s.stock }

@@ -3,11 +3,9 @@ package notify_test
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -95,16 +93,9 @@ func newSender(t *testing.T, url string) *notify.Sender {
 	return s
 }
 
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
 func event(typ string) inbox.Event {
 	order := strconv.FormatInt(time.Now().UnixNano(), 10)
-	return inbox.Event{ID: newUUID(), Source: "/flashsale/shards/3", Type: "flashsale.order." + typ, Subject: order,
+	return inbox.Event{ID: testenv.EventID(), Source: "/flashsale/shards/3", Type: "flashsale.order." + typ, Subject: order,
 		Time: time.Now().UTC(), Data: json.RawMessage(`{"schema_version":1,"order_id":"` + order + `","status":"paid"}`)}
 }
 

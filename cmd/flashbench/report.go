@@ -179,7 +179,7 @@ func (r *Report) Markdown(w io.Writer) {
 	if l.Xacts >= 0 && l.Orders > 0 {
 		p("| PostgreSQL transactions on the service's databases | %d (%.1f per order; relay and background loops included) |", l.Xacts, float64(l.Xacts)/float64(l.Orders))
 	}
-	p("| attempts by status | %s |", statusList(l.Status))
+	p("| attempts by status | %s |", joinCounts(l.Status, ": "))
 	p("")
 	p("Latency from each request's intended send time (coordinated omission corrected), ms:")
 	p("")
@@ -229,7 +229,7 @@ func (r *Report) Markdown(w io.Writer) {
 				conc = "open, " + f0(ph.Rate) + "/s"
 			}
 			p("| %s | %s | %s | **%s** | %s | %s | %s | %s |", ph.Name, ph.What, conc, f0(ph.PerSecond),
-				f2(ph.Latency.P50), f2(ph.Latency.P99), f2(ph.Latency.P999), countList(ph.Outcomes)+xactNote(ph.XactsPerOp))
+				f2(ph.Latency.P50), f2(ph.Latency.P99), f2(ph.Latency.P999), joinCounts(ph.Outcomes, " ")+xactNote(ph.XactsPerOp))
 		}
 		p("")
 		p("| ratio | service | ceiling | ratio |")
@@ -324,28 +324,16 @@ func latencyOrder(m map[string]LatencyStats) []string {
 	return out
 }
 
-func statusList(m map[string]int64) string {
+// joinCounts lists the counts by key, sorted, each as key+sep+count.
+func joinCounts(m map[string]int64, sep string) string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)
 	}
 	sort.Strings(ks)
-	var parts []string
+	parts := make([]string, 0, len(ks))
 	for _, k := range ks {
-		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func countList(m map[string]int64) string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	var parts []string
-	for _, k := range ks {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		parts = append(parts, fmt.Sprintf("%s%s%d", k, sep, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }
