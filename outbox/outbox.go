@@ -3,12 +3,13 @@
 // aggregate id, an event type and a JSON payload, wrapped on the way out in
 // a CloudEvents envelope.
 //
-// One relay loop runs per shard schema. With several instances, each shard
-// has one active loop at a time: the loop holds a RedLock lease per shard,
-// and marks rows published only while the lease's fencing token is the one
-// recorded in the shard's relay_lease row, so a loop paused past its lease
-// cannot mark anything. Rows are marked only after WriteMessages returned
-// nil; a crash between the two publishes them again.
+// One relay loop runs per database and relays the shard schemas it holds a
+// lease on. With several instances, each shard is relayed by one loop at a
+// time: the loop holds a RedLock lease per shard, and marks a shard's rows
+// published only while the lease's fencing token is the one recorded in the
+// shard's relay_lease row, so a loop paused past its lease cannot mark
+// anything. Rows are marked only after WriteMessages returned nil; a crash
+// between the two publishes them again.
 package outbox
 
 import (
@@ -52,24 +53,42 @@ type Config struct {
 
 // Relay publishes every target's outbox.
 type Relay struct {
+	groups []*group
+	byName map[string]*group // by schema
+	pub    Publisher
+	locker *lease.Locker
+	cfg    Config
+	log    *slog.Logger
+	q      map[string]queries // by schema
+	stats  *Stats
+}
+
+// group is the targets of one database, relayed by one loop: a round reads
+// every held shard in one round trip, publishes their rows in one write
+// and marks them in one transaction, so the cost of a round is shared by
+// the database's shards instead of paid by each.
+type group struct {
+	pool    *pgxpool.Pool
 	targets []Target
-	pub     Publisher
-	locker  *lease.Locker
-	cfg     Config
-	log     *slog.Logger
-	q       map[string]queries // by schema
-	wakes   map[string]chan struct{}
-	stats   *Stats
+	wake    chan struct{}
 }
 
 type queries struct{ fetch, mark, claim, fence, prune string }
 
 // New returns a relay over targets.
 func New(targets []Target, pub Publisher, locker *lease.Locker, cfg Config, log *slog.Logger) *Relay {
-	r := &Relay{targets: targets, pub: pub, locker: locker, cfg: cfg, log: log, q: map[string]queries{},
-		wakes: map[string]chan struct{}{}, stats: newStats()}
+	r := &Relay{byName: map[string]*group{}, pub: pub, locker: locker, cfg: cfg, log: log, q: map[string]queries{},
+		stats: newStats()}
+	byPool := map[*pgxpool.Pool]*group{}
 	for _, t := range targets {
-		r.wakes[t.Schema] = make(chan struct{}, 1)
+		g := byPool[t.Pool]
+		if g == nil {
+			g = &group{pool: t.Pool, wake: make(chan struct{}, 1)}
+			byPool[t.Pool] = g
+			r.groups = append(r.groups, g)
+		}
+		g.targets = append(g.targets, t)
+		r.byName[t.Schema] = g
 		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", t.Schema) }
 		r.q[t.Schema] = queries{fetch: sub("outbox_fetch"), mark: sub("outbox_mark"), claim: sub("outbox_claim"),
 			fence: sub("outbox_fence"), prune: sub("outbox_prune")}
@@ -80,44 +99,30 @@ func New(targets []Target, pub Publisher, locker *lease.Locker, cfg Config, log 
 // Stats reports what the relay published and how long events waited.
 func (r *Relay) Stats() *Stats { return r.stats }
 
-// Run relays until ctx ends: one loop per target, woken by Wake when an
+// Run relays until ctx ends: one loop per database, woken by Wake when an
 // outbox commits in this process, with a poll as the safety net for rows
 // other instances commit.
 func (r *Relay) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, t := range r.targets {
-		wg.Go(func() { r.runTarget(ctx, t, r.wakes[t.Schema]) })
+	for _, g := range r.groups {
+		wg.Go(func() { r.runGroup(ctx, g) })
 	}
 	wg.Wait()
 	return nil
 }
 
-// Wake tells the loop of schema that rows have committed. It never blocks.
-// (PostgreSQL's NOTIFY would wake relays of every instance, but a
-// notifying commit takes a cluster-wide lock through its WAL flush, which
-// serialised every order commit.)
+// Wake tells the loop of schema's database that rows have committed. It
+// never blocks. (PostgreSQL's NOTIFY would wake relays of every instance,
+// but a notifying commit takes a cluster-wide lock through its WAL flush,
+// which serialised every order commit.)
 func (r *Relay) Wake(schema string) {
-	select {
-	case r.wakes[schema] <- struct{}{}:
-	default: // already woken
+	g := r.byName[schema]
+	if g == nil {
+		return
 	}
-}
-
-// runTarget takes the target's lease whenever it is free and pumps while
-// holding it.
-func (r *Relay) runTarget(ctx context.Context, t Target, wake <-chan struct{}) {
-	for ctx.Err() == nil {
-		le, err := r.locker.Acquire(ctx, "relay:"+t.Schema, 0)
-		if err == nil {
-			if err = r.claim(ctx, t, le.Token); err == nil {
-				err = r.pump(ctx, t, le, wake)
-			}
-			le.Release(ctx)
-		}
-		if err != nil && !errors.Is(err, lease.ErrNotAcquired) && ctx.Err() == nil {
-			r.log.WarnContext(ctx, "relay shard paused", "schema", t.Schema, "err", err)
-		}
-		sleep(ctx, r.cfg.LeaseTTL/4)
+	select {
+	case g.wake <- struct{}{}:
+	default: // already woken
 	}
 }
 

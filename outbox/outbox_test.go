@@ -23,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// world is two databases with four shard outboxes, a private topic and
+// world is two databases with shard outboxes (four unless said), a private topic and
 // lease prefix, all on the real stack.
 type world struct {
 	t       testing.TB
@@ -35,12 +35,15 @@ type world struct {
 	batch   int // rows a relay loop publishes at once
 }
 
-func newWorld(t testing.TB) *world {
+func newWorld(t testing.TB) *world { return newShardedWorld(t, 4) }
+
+// newShardedWorld is a world with n shard outboxes over the two databases.
+func newShardedWorld(t testing.TB, n int) *world {
 	t.Helper()
-	w := &world{t: t, cfg: testenv.Config(t, 4), batch: 50}
+	w := &world{t: t, cfg: testenv.Config(t, n), batch: 50}
 	w.pools = testenv.Pools(t, w.cfg)
-	m, _ := shard.NewMap(4, len(w.pools))
-	for s := range shard.ID(4) {
+	m, _ := shard.NewMap(n, len(w.pools))
+	for s := range shard.ID(n) {
 		w.targets = append(w.targets, outbox.Target{Pool: w.pools[m.Database(s)], Schema: s.Schema(), Shard: int(s)})
 	}
 	for i := range w.cfg.RedisAddrs {
