@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"time"
 
 	"flashsale/app"
 )
@@ -21,9 +24,36 @@ func serve(ctx context.Context, args []string, getenv env, stderr io.Writer) err
 		return err
 	}
 	defer a.Close()
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
+	lc := &net.ListenConfig{}
+	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
+	if cfg.DebugAddr != "" {
+		dln, err := lc.Listen(ctx, "tcp", cfg.DebugAddr)
+		if err != nil {
+			return err
+		}
+		stop := serveDebug(dln, log)
+		defer stop()
+	}
 	return a.Serve(ctx, ln)
+}
+
+// serveDebug serves the profiles on ln until stop is called; stop returns
+// once the server's goroutine has ended.
+func serveDebug(ln net.Listener, log *slog.Logger) (stop func()) {
+	srv := &http.Server{Handler: app.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug listener failed", "err", err)
+		}
+	}()
+	log.Info("serving profiles", "addr", ln.Addr().String())
+	return func() {
+		_ = srv.Close()
+		<-done
+	}
 }
