@@ -97,7 +97,7 @@ func TestBenchAgainstTheRealServiceVerifiesAndCatchesARogueOrder(t *testing.T) {
 	if rep.Lag.Relay.Count != 40 {
 		t.Errorf("relay lag measured over %d events, want 40", rep.Lag.Relay.Count)
 	}
-	if len(rep.Ceilings) != 3 || len(rep.Probes) != 3 || len(rep.Ratios) < 4 {
+	if len(rep.Ceilings) != 3 || len(rep.Probes) != 4 || len(rep.Ratios) < 4 { // sold-out and orders, each closed then open
 		t.Errorf("%d ceilings, %d probes, %d ratios", len(rep.Ceilings), len(rep.Probes), len(rep.Ratios))
 	}
 	for _, ph := range append(rep.Ceilings, rep.Probes...) {
