@@ -1,25 +1,31 @@
 // Package consumer reads the order events from Kafka and applies each one
-// through an inbox.Handler, once in effect:
+// through an inbox.Handler, once in effect, in batches:
 //
 //  1. fetch the next message of the consumer's group (kafka-go, offsets
-//     committed synchronously, never automatically);
-//  2. parse its CloudEvent, then, in one PostgreSQL transaction on database
-//     0, record the event id in the inbox table under the consumer's name
-//     and apply the handler's effect (a redelivered event finds its inbox
-//     row and the effect is skipped);
-//  3. run the handler's AfterCommit, when it has one;
-//  4. commit the message's offset.
+//     committed synchronously, never automatically), then the messages
+//     already fetched or arriving within BatchWait, up to BatchSize;
+//  2. parse their CloudEvents, then, in one PostgreSQL transaction on
+//     database 0, record the batch's event ids in the inbox table under
+//     the consumer's name with one statement and apply the handler's
+//     effect for each id not recorded before, in message order (a
+//     redelivered event finds its inbox row and the effect is skipped);
+//  3. run the handler's AfterCommitBatch once for the batch, or its
+//     AfterCommit for each event, when it has them;
+//  4. commit the messages' offsets.
 //
-// A crash or rebalance between 2 and 4 redelivers the message; the inbox
-// makes that harmless. A message that fails MaxAttempts times, with
-// exponential backoff between attempts, is written to the dead-letter topic
-// with the error in its headers, and its offset is then committed; an
-// attempt that failed while database 0 did not answer a ping is not
-// counted, so an outage delays messages instead of dead-lettering them.
-// Messages are handled one at a time, in partition order; several
-// consumers with the same name and group share the partitions. A consumer
-// waits for its topic to exist before it joins its group, and creates no
-// topic but the dead-letter one.
+// One transaction, one fsync and one offset commit thus cover many
+// messages: applied one at a time, the consumer fell behind a flash sale.
+// A crash or rebalance between 2 and 4 redelivers the messages; the inbox
+// makes that harmless. When any of 2 or 3 fails for a batch, its messages
+// are tried again one at a time, in order, each in its own transaction: a
+// message that fails MaxAttempts times, with exponential backoff between
+// attempts, is written to the dead-letter topic with the error in its
+// headers, and its offset is then committed; an attempt that failed while
+// database 0 did not answer a ping is not counted, so an outage delays
+// messages instead of dead-lettering them. Partition order is kept within
+// and across batches; several consumers with the same name and group share
+// the partitions. A consumer waits for its topic to exist before it joins
+// its group, and creates no topic but the dead-letter one.
 package consumer
 
 import (
@@ -81,7 +87,14 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the wait between attempts; defaults
 	// 100 ms and 5 s.
 	BackoffMin, BackoffMax time.Duration
-	// DrainTimeout bounds how long the message in hand may take to finish
+	// BatchSize caps the messages one transaction and one offset commit
+	// cover; default 256, and 1 applies messages one at a time.
+	BatchSize int
+	// BatchWait is how long a batch waits for more messages after its
+	// first one; default 2 ms. Messages already fetched join the batch
+	// without waiting.
+	BatchWait time.Duration
+	// DrainTimeout bounds how long the batch in hand may take to finish
 	// once Run's context ends; default 5 s.
 	DrainTimeout time.Duration
 	// CloseTimeout bounds leaving the group on shutdown (kafka-go's
@@ -98,9 +111,11 @@ type Consumer struct {
 	log     *slog.Logger
 	reader  atomic.Pointer[kafka.Reader]
 	running atomic.Bool
+	inHand  atomic.Int64 // messages of the batch being applied
 	stats   struct{ applied, duplicates, failures, deadLettered, committed atomic.Int64 }
 	// crash, set by tests only, stops Run between the effect's commit and
-	// the offset's, like a process killed there.
+	// the offset's, like a process killed there: it is asked about every
+	// event once its batch (or its own transaction) committed.
 	crash func(Event) bool
 }
 
@@ -128,6 +143,12 @@ func New(cfg Config, db DB, h Handler) (*Consumer, error) {
 	}
 	if cfg.BackoffMax < cfg.BackoffMin {
 		cfg.BackoffMax = max(5*time.Second, cfg.BackoffMin)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = 2 * time.Millisecond
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Second
@@ -160,8 +181,9 @@ func (c *Consumer) Stats() Stats {
 
 // Lag is how many messages this consumer is behind on the partitions it
 // reads: the high-water mark of its last fetch minus the offset fetched,
-// plus the messages fetched but not yet handled. It is 0 before the first
-// fetch and is refreshed by every fetch. (It reads kafka-go's
+// plus the messages fetched but not yet handled (those queued in the
+// reader and those of the batch in hand). It is 0 before the first fetch
+// and is refreshed by every fetch. (It reads kafka-go's
 // Reader.Stats, which resets the reader's own counters; nothing else reads
 // them.)
 func (c *Consumer) Lag() int64 {
@@ -170,15 +192,16 @@ func (c *Consumer) Lag() int64 {
 		return 0
 	}
 	s := r.Stats()
-	return s.Lag + s.QueueLength
+	return s.Lag + s.QueueLength + c.inHand.Load()
 }
 
-// Run consumes until ctx ends. The attempt in hand then has DrainTimeout
-// to finish (no new attempt starts); its offset is committed if it
-// completed, and Run leaves the group within CloseTimeout. An attempt cut
-// short is rolled back, or its outcome is unknown; either way its message
-// is redelivered, harmlessly. Run returns nil after a clean stop, at most
-// DrainTimeout + CloseTimeout + 5 s after ctx ended.
+// Run consumes until ctx ends. The attempt in hand (a batch, or one
+// message of a batch being tried one at a time) then has DrainTimeout to
+// finish (no new attempt starts); the offsets of the messages completed
+// are committed, and Run leaves the group within CloseTimeout. An attempt
+// cut short is rolled back, or its outcome is unknown; either way its
+// messages are redelivered, harmlessly. Run returns nil after a clean
+// stop, at most DrainTimeout + CloseTimeout + 5 s after ctx ended.
 func (c *Consumer) Run(ctx context.Context) (err error) {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: already running")
@@ -206,6 +229,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		HeartbeatInterval: time.Second,
 		SessionTimeout:    10 * time.Second,
 		JoinGroupBackoff:  time.Second,
+		QueueCapacity:     max(100, c.cfg.BatchSize), // a batch can wait while one is applied
 		// The group leader rebalances when the topic gains partitions.
 		WatchPartitionChanges:  true,
 		PartitionWatchInterval: 5 * time.Second,
@@ -234,6 +258,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	wait := c.cfg.BackoffMin
 	var pending offsets
 	defer func() { c.commit(r, &pending) }()
+	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
 	for {
 		m, err := c.fetch(ctx, r, &pending)
 		if errors.Is(err, errIdle) {
@@ -252,17 +277,21 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 			continue
 		}
 		wait = c.cfg.BackoffMin
-		if err := c.handle(ctx, dlq, m); err != nil {
+		batch = c.gather(ctx, r, append(batch[:0], m))
+		c.inHand.Store(int64(len(batch)))
+		// process adds the offsets of the messages whose effects are
+		// durable to pending; they are committed with the next few, since
+		// a redelivered message is skipped by the inbox anyway and a
+		// synchronous commit per message capped the consumer at a few
+		// hundred events per second.
+		err = c.process(ctx, dlq, batch, &pending)
+		c.inHand.Store(0)
+		if err != nil {
 			if errors.Is(err, errCrashed) {
 				return err
 			}
-			return nil // ctx ended: the message is redelivered
+			return nil // ctx ended: the messages not completed are redelivered
 		}
-		// The effect is durable; its offset is committed with the next
-		// few, since a redelivered message is skipped by the inbox anyway
-		// and a synchronous commit per message capped the consumer at a
-		// few hundred events per second.
-		pending.add(m)
 		if pending.due() {
 			c.commit(r, &pending)
 		}
@@ -304,11 +333,11 @@ const (
 	commitEveryT = 200 * time.Millisecond
 )
 
-func (o *offsets) add(m kafka.Message) {
+func (o *offsets) add(ms ...kafka.Message) {
 	if len(o.msgs) == 0 {
 		o.since = time.Now()
 	}
-	o.msgs = append(o.msgs, m)
+	o.msgs = append(o.msgs, ms...)
 }
 
 func (o *offsets) due() bool {
@@ -374,11 +403,131 @@ func (c *Consumer) closeReader(r *kafka.Reader) error {
 	}
 }
 
+// gather adds to batch, which holds a batch's first message, the messages
+// that come within BatchWait of it, up to BatchSize. kafka-go hands out a
+// message it already fetched even when the context given to FetchMessage
+// is about to end, and a FetchMessage cut short by the window takes no
+// message: the next fetch returns it.
+func (c *Consumer) gather(ctx context.Context, r *kafka.Reader, batch []kafka.Message) []kafka.Message {
+	if len(batch) >= c.cfg.BatchSize {
+		return batch
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < c.cfg.BatchSize {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			// The window passed, or Run's ctx ended (the batch in hand
+			// is still applied, within DrainTimeout), or the fetch
+			// failed: the next fetch, outside any batch, retries it with
+			// backoff.
+			if wctx.Err() == nil {
+				c.log.Warn("fetch failed while gathering a batch", "err", err)
+			}
+			return batch
+		}
+		batch = append(batch, m)
+	}
+	return batch
+}
+
+// process applies batch and adds the offsets of its completed messages to
+// pending: in one transaction when it can, else one message at a time, in
+// order, with handle's retries and dead-lettering. It returns an error only
+// when ctx ended (or a simulated crash).
+func (c *Consumer) process(ctx context.Context, dlq *kafka.Writer, batch []kafka.Message, pending *offsets) error {
+	committed := make([]bool, len(batch))
+	if len(batch) > 1 {
+		done, err := c.attemptBatch(ctx, batch, committed)
+		switch {
+		case err != nil:
+			return err
+		case done:
+			pending.add(batch...)
+			return nil
+		}
+	}
+	for i, m := range batch {
+		// Once Run is told to stop no new attempt starts: the attempt in
+		// hand was the batch, unless the batch is this lone message.
+		if len(batch) > 1 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := c.handle(ctx, dlq, m, committed[i]); err != nil {
+			return err
+		}
+		pending.add(m)
+	}
+	return nil
+}
+
+// attemptBatch applies batch in one transaction, then the handler's
+// after-commit work. done is false when any step failed: the caller then
+// tries each message alone, and the inbox skips those whose effects
+// committed here, which committed[i] marks so that Stats still counts them
+// as applied. err is only a simulated crash.
+func (c *Consumer) attemptBatch(ctx context.Context, batch []kafka.Message, committed []bool) (done bool, err error) {
+	evs := make([]Event, len(batch))
+	for i, m := range batch {
+		if evs[i], err = parse(m); err != nil {
+			return false, nil // handle dead-letters it after its attempts
+		}
+	}
+	actx, cancel := detach(ctx, c.cfg.DrainTimeout)
+	defer cancel()
+	applied, err := inbox.ApplyBatch(actx, c.db, c.cfg.Name, evs, c.h)
+	if err != nil {
+		c.log.Warn("batch failed; trying its messages one at a time", "messages", len(batch), "err", err)
+		return false, nil
+	}
+	copy(committed, applied)
+	for _, ev := range evs {
+		if c.crash != nil && c.crash(ev) {
+			return false, errCrashed
+		}
+	}
+	if err := c.afterCommitBatch(actx, evs); err != nil {
+		c.log.Warn("after-commit of a batch failed; trying its messages one at a time", "messages", len(batch), "err", err)
+		return false, nil
+	}
+	for _, a := range applied {
+		if a {
+			c.stats.applied.Add(1)
+		} else {
+			c.stats.duplicates.Add(1)
+		}
+	}
+	return true, nil
+}
+
+// afterCommitBatch runs the handler's after-commit work for a committed
+// batch: once for all its events when the handler can, else per event.
+func (c *Consumer) afterCommitBatch(ctx context.Context, evs []Event) error {
+	if bc, ok := c.h.(inbox.BatchAfterCommitter); ok {
+		if err := bc.AfterCommitBatch(ctx, evs); err != nil {
+			return fmt.Errorf("after commit: %w", err)
+		}
+		return nil
+	}
+	ac, ok := c.h.(inbox.AfterCommitter)
+	if !ok {
+		return nil
+	}
+	for _, ev := range evs {
+		if err := ac.AfterCommit(ctx, ev); err != nil {
+			return fmt.Errorf("after commit of %s: %w", ev.ID, err)
+		}
+	}
+	return nil
+}
+
 // handle tries m until it is applied or dead-lettered; it returns an error
-// only when ctx ended (or a simulated crash).
-func (c *Consumer) handle(ctx context.Context, dlq *kafka.Writer, m kafka.Message) error {
+// only when ctx ended (or a simulated crash). applied says that a batch
+// already committed m's effect: Stats counts it as applied, not as a
+// duplicate, though this attempt finds its inbox row.
+func (c *Consumer) handle(ctx context.Context, dlq *kafka.Writer, m kafka.Message, applied bool) error {
 	wait := c.cfg.BackoffMin
-	attempts, applied := 0, false
+	attempts := 0
 	for {
 		actx, cancel := detach(ctx, c.cfg.DrainTimeout)
 		a, err := c.attempt(actx, m)

@@ -38,7 +38,7 @@ type stack struct {
 	cancel *cancellations
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	cfg := testenv.Config(t, 2)
 	s := &stack{cfg: cfg, db: testenv.Pools(t, cfg)[0], group: "test-" + randHex(6), cancel: &cancellations{}}
@@ -76,7 +76,7 @@ func controller(ctx context.Context, brokers []string) (*kafka.Conn, error) {
 	return kafka.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
 }
 
-func createTopic(t *testing.T, brokers []string, name string, partitions int) string {
+func createTopic(t testing.TB, brokers []string, name string, partitions int) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -100,7 +100,7 @@ func createTopic(t *testing.T, brokers []string, name string, partitions int) st
 }
 
 // consumerConfig is a consumer of the stack's topic with quick retries.
-func (s *stack) consumerConfig(t *testing.T, name string) consumer.Config {
+func (s *stack) consumerConfig(t testing.TB, name string) consumer.Config {
 	return consumer.Config{Name: name, Brokers: s.cfg.KafkaBrokers, Topic: s.topic, GroupID: s.group + "-" + name,
 		DeadLetterTopic: s.dlq, MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 		CloseTimeout: 15 * time.Second, Log: testenv.Logger(t)}
@@ -108,13 +108,19 @@ func (s *stack) consumerConfig(t *testing.T, name string) consumer.Config {
 
 // inventory is an inventory consumer over the stack's ledger; edit changes
 // its configuration.
-func (s *stack) inventory(t *testing.T, edit ...func(*consumer.Config)) *consumer.Consumer {
+func (s *stack) inventory(t testing.TB, edit ...func(*consumer.Config)) *consumer.Consumer {
+	t.Helper()
+	return s.inventoryWith(t, inventory.NewLedger(s.db, s.cancel, testenv.Logger(t)), edit...)
+}
+
+// inventoryWith is an inventory consumer over h, a wrapped ledger.
+func (s *stack) inventoryWith(t testing.TB, h consumer.Handler, edit ...func(*consumer.Config)) *consumer.Consumer {
 	t.Helper()
 	cfg := s.consumerConfig(t, "inventory")
 	for _, e := range edit {
 		e(&cfg)
 	}
-	c, err := consumer.New(cfg, s.db, inventory.NewLedger(s.db, s.cancel, testenv.Logger(t)))
+	c, err := consumer.New(cfg, s.db, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +135,7 @@ type running struct {
 	err    error
 }
 
-func start(t *testing.T, c *consumer.Consumer) *running {
+func start(t testing.TB, c *consumer.Consumer) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- c.Run(ctx) }()
@@ -138,13 +144,13 @@ func start(t *testing.T, c *consumer.Consumer) *running {
 }
 
 // stop cancels Run and returns its error; Run must end within 20 s.
-func (r *running) stop(t *testing.T) error {
+func (r *running) stop(t testing.TB) error {
 	t.Helper()
 	r.cancel()
 	return r.wait(t)
 }
 
-func (r *running) wait(t *testing.T) error {
+func (r *running) wait(t testing.TB) error {
 	t.Helper()
 	r.once.Do(func() {
 		select {
@@ -157,7 +163,7 @@ func (r *running) wait(t *testing.T) error {
 	return r.err
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -166,7 +172,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func (s *stack) sale(t *testing.T, stock int) inventory.SaleID {
+func (s *stack) sale(t testing.TB, stock int) inventory.SaleID {
 	t.Helper()
 	now := time.Now().UTC()
 	v, err := s.sales.Create(context.Background(), inventory.NewSale{SKU: "S", Title: "T", PriceCents: 100, Currency: "EUR",
@@ -198,7 +204,7 @@ func message(ev inbox.Event) kafka.Message {
 		Headers: []kafka.Header{{Key: "ce_id", Value: []byte(ev.ID)}, {Key: "ce_type", Value: []byte(ev.Type)}}}
 }
 
-func (s *stack) produce(t *testing.T, evs ...inbox.Event) {
+func (s *stack) produce(t testing.TB, evs ...inbox.Event) {
 	t.Helper()
 	msgs := make([]kafka.Message, len(evs))
 	for i, ev := range evs {
@@ -207,7 +213,7 @@ func (s *stack) produce(t *testing.T, evs ...inbox.Event) {
 	s.write(t, msgs...)
 }
 
-func (s *stack) write(t *testing.T, msgs ...kafka.Message) {
+func (s *stack) write(t testing.TB, msgs ...kafka.Message) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -236,7 +242,7 @@ func (s *stack) inboxIDs(t *testing.T, name string) []string {
 	return ids
 }
 
-func (s *stack) inboxCount(t *testing.T, name string) int {
+func (s *stack) inboxCount(t testing.TB, name string) int {
 	t.Helper()
 	var n int
 	if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE consumer = $1`, name).Scan(&n); err != nil {
@@ -283,7 +289,7 @@ func (s *stack) checkCreated(t *testing.T, sale inventory.SaleID, evs []inbox.Ev
 
 // groupLag is what the group has not committed on the topic: zero once
 // every message was handled and acknowledged.
-func (s *stack) groupLag(t *testing.T, group string) int64 {
+func (s *stack) groupLag(t testing.TB, group string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

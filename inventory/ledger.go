@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -48,7 +49,7 @@ type OversoldCanceller interface {
 //
 // Ledger is the inventory consumer's inbox.Handler: Handle applies one
 // event in the inbox transaction, AfterCommit looks for an oversell once
-// the effect is committed.
+// the effect is committed, and AfterCommitBatch once per sale of a batch.
 type Ledger struct {
 	db     *pgxpool.Pool
 	cancel OversoldCanceller
@@ -173,6 +174,33 @@ func (l *Ledger) AfterCommit(ctx context.Context, ev inbox.Event) error {
 		return err
 	}
 	return l.ResolveOversold(ctx, e.sale)
+}
+
+// AfterCommitBatch is AfterCommit for a batch the consumer committed in
+// one transaction: it checks each sale of the batch's created orders once,
+// in the order the sales first appear. One check after the commit sees
+// every entry of the batch, so checking per event, as AfterCommit does,
+// would read a hot sale's position once per order for nothing.
+func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error {
+	var sales []SaleID
+	for _, ev := range evs {
+		if ev.Type != EventOrderCreated {
+			continue
+		}
+		e, _, err := parseOrderEvent(ev)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(sales, e.sale) {
+			sales = append(sales, e.sale)
+		}
+	}
+	for _, id := range sales {
+		if err := l.ResolveOversold(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ResolveOversold cancels the newest orders of the sale that exceed its

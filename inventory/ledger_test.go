@@ -295,3 +295,50 @@ func TestLedgerRejectsBadEventsAndRollsBack(t *testing.T) {
 		t.Fatal("unknown type not acknowledged")
 	}
 }
+
+// TestLedgerAfterCommitBatchResolvesEachSaleOnce commits one batch of
+// created orders, interleaved, that oversells two sales and stays within a
+// third: AfterCommitBatch asks the canceller once per oversold sale, for
+// its newest excess orders, where AfterCommit per event would ask once per
+// order of an oversold sale.
+func TestLedgerAfterCommitBatchResolvesEachSaleOnce(t *testing.T) {
+	f := newLedgerFixture(t)
+	ctx := context.Background()
+	a, b, within := f.sale(t, 2), f.sale(t, 1), f.sale(t, 10)
+	orders := map[inventory.SaleID][]int64{}
+	var evs []inbox.Event
+	for range 4 {
+		for _, sale := range []inventory.SaleID{a, b, within} {
+			id := testenv.NextOrderID()
+			orders[sale] = append(orders[sale], id)
+			evs = append(evs, orderEvent("created", id, sale, 1, ""))
+		}
+	}
+	evs = append(evs, orderEvent("paid", orders[a][0], a, 1, ""))
+	applied, err := inbox.ApplyBatch(ctx, f.db, "inventory", evs, f.ledger)
+	if err != nil || slices.Contains(applied, false) {
+		t.Fatalf("batch: applied %v, err %v", applied, err)
+	}
+	if calls := f.cancel.all(); len(calls) != 0 {
+		t.Fatalf("canceller called before the commit: %v", calls)
+	}
+	if err := f.ledger.AfterCommitBatch(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int64{{orders[a][3], orders[a][2]}, {orders[b][3], orders[b][2], orders[b][1]}}
+	if calls := f.cancel.all(); !slices.EqualFunc(calls, want, slices.Equal) {
+		t.Fatalf("canceller calls %v, want %v: once per oversold sale", calls, want)
+	}
+	// Redelivered, the batch asks again, once per sale, until the
+	// cancellations reach the ledger.
+	if err := f.ledger.AfterCommitBatch(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if calls := f.cancel.all(); len(calls) != 4 {
+		t.Fatalf("%d canceller calls after the redelivery, want 4", len(calls))
+	}
+	f.cancel.failing = true
+	if err := f.ledger.AfterCommitBatch(ctx, evs); err == nil {
+		t.Fatal("a failed cancellation was not reported")
+	}
+}

@@ -1,11 +1,17 @@
 package inbox_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"flashsale/consumer/inbox"
+	"flashsale/internal/testenv"
 )
 
 func TestParseReadsTheContractEnvelope(t *testing.T) {
@@ -36,5 +42,79 @@ func TestParseRefusesWhatIsNoEvent(t *testing.T) {
 		if _, err := inbox.Parse([]byte(v)); !errors.Is(err, inbox.ErrInvalidEvent) {
 			t.Errorf("%s: %v", v, err)
 		}
+	}
+}
+
+// event is a valid event with a fresh id.
+func event(typ string) inbox.Event {
+	return inbox.Event{ID: testenv.EventID(), Source: "/t", Type: typ, Time: time.Now().UTC(), Data: []byte(`{}`)}
+}
+
+func inboxIDs(t *testing.T, db *pgxpool.Pool) []string {
+	t.Helper()
+	rows, _ := db.Query(context.Background(), `SELECT event_id::text FROM inbox WHERE consumer = 'c' ORDER BY 1`)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestApplyBatchRunsEachNewEventOnceInOrder applies a batch holding an
+// event applied before and an event twice: the handler runs, in order, for
+// the new events only, and for the repeated one once.
+func TestApplyBatchRunsEachNewEventOnceInOrder(t *testing.T) {
+	db := testenv.Pools(t, testenv.Config(t, 2))[0]
+	ctx := context.Background()
+	var ran []string
+	h := inbox.HandlerFunc(func(_ context.Context, _ pgx.Tx, ev inbox.Event) error {
+		ran = append(ran, ev.ID)
+		return nil
+	})
+	a, b, c := event("a"), event("b"), event("c")
+	if applied, err := inbox.Apply(ctx, db, "c", b, h); err != nil || !applied {
+		t.Fatalf("apply b: %v, %v", applied, err)
+	}
+	ran = nil
+	applied, err := inbox.ApplyBatch(ctx, db, "c", []inbox.Event{a, b, a, c}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, false, false, true}; !slices.Equal(applied, want) {
+		t.Errorf("applied %v, want %v", applied, want)
+	}
+	if want := []string{a.ID, c.ID}; !slices.Equal(ran, want) {
+		t.Errorf("handler ran for %v, want %v", ran, want)
+	}
+	want := []string{a.ID, b.ID, c.ID}
+	slices.Sort(want)
+	if got := inboxIDs(t, db); !slices.Equal(got, want) {
+		t.Errorf("inbox %v, want %v", got, want)
+	}
+	// The same batch again is all redeliveries.
+	ran = nil
+	applied, err = inbox.ApplyBatch(ctx, db, "c", []inbox.Event{a, b, a, c}, h)
+	if err != nil || slices.Contains(applied, true) || len(ran) != 0 {
+		t.Errorf("redelivered batch: applied %v, ran %v, err %v", applied, ran, err)
+	}
+}
+
+// TestApplyBatchRollsBackEveryEventOnError fails the handler on the last
+// event of a batch: no event of it is recorded.
+func TestApplyBatchRollsBackEveryEventOnError(t *testing.T) {
+	db := testenv.Pools(t, testenv.Config(t, 2))[0]
+	bad := event("bad")
+	h := inbox.HandlerFunc(func(_ context.Context, _ pgx.Tx, ev inbox.Event) error {
+		if ev.ID == bad.ID {
+			return errors.New("refused")
+		}
+		return nil
+	})
+	applied, err := inbox.ApplyBatch(context.Background(), db, "c", []inbox.Event{event("a"), event("b"), bad}, h)
+	if err == nil || applied != nil {
+		t.Fatalf("applied %v, err %v", applied, err)
+	}
+	if ids := inboxIDs(t, db); len(ids) != 0 {
+		t.Fatalf("a failed batch left %v in the inbox", ids)
 	}
 }
