@@ -48,8 +48,9 @@ type OversoldCanceller interface {
 // newest excess orders.
 //
 // Ledger is the inventory consumer's inbox.Handler: Handle applies one
-// event in the inbox transaction, AfterCommit looks for an oversell once
-// the effect is committed, and AfterCommitBatch once per sale of a batch.
+// event in the inbox transaction (after LockBatch, for a batch),
+// AfterCommit looks for an oversell once the effect is committed, and
+// AfterCommitBatch once per sale of a batch.
 type Ledger struct {
 	db     *pgxpool.Pool
 	cancel OversoldCanceller
@@ -57,13 +58,14 @@ type Ledger struct {
 	q      ledgerQueries
 }
 
-type ledgerQueries struct{ apply, position, excess string }
+type ledgerQueries struct{ apply, position, excess, lock string }
 
 // NewLedger returns the ledger over database 0; cancel is told the orders
 // of an oversell.
 func NewLedger(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
 	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.Query("ledger_apply"),
-		position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess")}}
+		position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess"),
+		lock: flashsale.Query("ledger_lock_sales")}}
 }
 
 // Position is a sale's stock and what the ledger counted against it.
@@ -157,6 +159,30 @@ func (l *Ledger) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
 	}
 	if err != nil {
 		return fmt.Errorf("ledger: apply %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// LockBatch locks the counters of the sales of evs, in sale order, before
+// a batch's entries update them in message order: batches of two
+// consumers that share sales (the partitions mix every sale's orders) then
+// wait for each other instead of deadlocking. One sale needs no order.
+func (l *Ledger) LockBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
+	var sales []int64
+	for _, ev := range evs {
+		e, ok, err := parseOrderEvent(ev)
+		if err != nil {
+			return err
+		}
+		if ok && !slices.Contains(sales, e.sale.Int64()) {
+			sales = append(sales, e.sale.Int64())
+		}
+	}
+	if len(sales) < 2 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, l.q.lock, sales); err != nil {
+		return fmt.Errorf("ledger: lock sales %v: %w", sales, err)
 	}
 	return nil
 }

@@ -62,6 +62,17 @@ type BatchAfterCommitter interface {
 	AfterCommitBatch(ctx context.Context, evs []Event) error
 }
 
+// BatchLocker is implemented by a handler whose effects update rows that
+// batches of other consumers update too (a sale's counters, for one).
+// LockBatch runs first in a batch's transaction, with the events about to
+// be handled, and should lock those rows in one fixed order: effects are
+// applied in message order, so two batches could otherwise lock the same
+// rows in opposite orders and deadlock, which PostgreSQL resolves only
+// after deadlock_timeout by failing one batch.
+type BatchLocker interface {
+	LockBatch(ctx context.Context, tx pgx.Tx, evs []Event) error
+}
+
 // ErrInvalidEvent marks a message that is no CloudEvent this service reads.
 var ErrInvalidEvent = errors.New("inbox: invalid event")
 
@@ -190,8 +201,13 @@ func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, 
 	return applied, nil
 }
 
-// handleBatch runs h for evs in order.
+// handleBatch runs h for evs in order, after h's LockBatch when it has one.
 func handleBatch(ctx context.Context, tx pgx.Tx, evs []Event, h Handler) error {
+	if l, ok := h.(BatchLocker); ok && len(evs) > 0 {
+		if err := l.LockBatch(ctx, tx, evs); err != nil {
+			return err
+		}
+	}
 	for _, ev := range evs {
 		if err := h.Handle(ctx, tx, ev); err != nil {
 			return err
