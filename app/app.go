@@ -184,7 +184,7 @@ func (a *App) wireConsumers() error {
 		return err
 	}
 	n := base
-	n.Name, n.GroupID = "notify", cfg.ConsumerGroupPrefix+"-notify"
+	n.Name, n.GroupID, n.BatchSize = "notify", cfg.ConsumerGroupPrefix+"-notify", notify.BatchSize
 	if c, err = consumer.New(n, a.pools[0], sender); err != nil {
 		return err
 	}

@@ -113,6 +113,11 @@ func New(cfg Config) (*Sender, error) {
 		sent: flashsale.Query("notify_sent"), now: time.Now}, nil
 }
 
+// BatchSize is the consumer batch size the sender runs with: one event per
+// transaction, since Handle posts inside the inbox transaction and a batch
+// that failed after some posts would post them again.
+const BatchSize = 1
+
 // Handle posts ev unless it was posted before, in the inbox transaction tx.
 func (s *Sender) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
 	if !types[ev.Type] {

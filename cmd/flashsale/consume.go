@@ -64,6 +64,7 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 	defer db.Close()
 
 	var h consumer.Handler
+	batch := 0 // the consumer's default
 	switch which {
 	case "inventory":
 		// The order service cancels what an oversell sold; it needs the
@@ -81,10 +82,10 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		h = s
+		h, batch = s, notify.BatchSize
 	}
 	c, err := consumer.New(consumer.Config{Name: which, GroupID: cfg.ConsumerGroupPrefix + "-" + which, Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic,
-		DeadLetterTopic: cfg.DeadLetterTopic, MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: cfg.ShutdownTimeout, Log: log}, db, h)
+		DeadLetterTopic: cfg.DeadLetterTopic, MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: cfg.ShutdownTimeout, BatchSize: batch, Log: log}, db, h)
 	if err != nil {
 		return err
 	}
