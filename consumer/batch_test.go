@@ -81,11 +81,7 @@ func TestBatchesApplyManyEventsPerTransaction(t *testing.T) {
 
 	c := s.inventory(t)
 	r := start(t, c)
-	eventually(t, 30*time.Second, "every event applied", func() bool { return s.inboxCount(t, "inventory") == len(evs) })
-	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
-	if err := r.stop(t); err != nil {
-		t.Fatal(err)
-	}
+	s.consumeAll(t, r, len(evs))
 	s.checkCreated(t, sale, evs, units)
 	if st := c.Stats(); st.Applied != int64(len(evs)) || st.Duplicates != 0 || st.Failures != 0 || st.DeadLettered != 0 ||
 		st.Committed != int64(len(evs)) {
@@ -114,11 +110,7 @@ func TestDuplicateWithinABatchAppliesOnce(t *testing.T) {
 	// A long window puts everything produced into one or two batches.
 	c := s.inventoryWith(t, rec, func(c *consumer.Config) { c.BatchWait = 500 * time.Millisecond })
 	r := start(t, c)
-	eventually(t, 30*time.Second, "every event applied", func() bool { return s.inboxCount(t, "inventory") == len(evs) })
-	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
-	if err := r.stop(t); err != nil {
-		t.Fatal(err)
-	}
+	s.consumeAll(t, r, len(evs))
 	s.checkCreated(t, sale, evs, units)
 	if st := c.Stats(); st.Applied != int64(len(evs)) || st.Duplicates != 1 || st.Committed != int64(len(msgs)) {
 		t.Errorf("stats %+v, want %d applied, 1 duplicate, %d committed", st, len(evs), len(msgs))
@@ -237,5 +229,16 @@ func waitApplied(b *testing.B, c *consumer.Consumer, n int64) {
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of %d events applied after 2 minutes", c.Stats().Applied, n)
 		}
+	}
+}
+
+// consumeAll waits until the inventory inbox holds n events and every
+// offset is committed, then stops r.
+func (s *stack) consumeAll(t *testing.T, r *running, n int) {
+	t.Helper()
+	eventually(t, 30*time.Second, "every event applied", func() bool { return s.inboxCount(t, "inventory") == n })
+	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
 	}
 }
