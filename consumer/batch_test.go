@@ -149,7 +149,7 @@ func TestPoisonWithinABatchIsDeadLetteredAlone(t *testing.T) {
 	evs, units := createdEvents(sale, 100)
 	msgs := messages(evs)
 	poison := kafka.Message{Key: msgs[30].Key, Value: []byte(`{"specversion":"1.0","id":`)}
-	unknown := message(orderEvent("created", testenv.NextOrderID(), missing, 1, ""))
+	unknown := message(testenv.OrderEvent("created", testenv.NextOrderID(), missing, 1, ""))
 	unknown.Key = msgs[60].Key
 	msgs = slices.Insert(msgs, 60, unknown)
 	msgs = slices.Insert(msgs, 30, poison)

@@ -203,11 +203,11 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	sale := s.sale(t, 100)
 	missing, _ := inventory.NewSaleID(sale.Int64() + 1000)
 	key := testenv.NextOrderID()
-	before := orderEvent("created", key, sale, 1, "")
-	unknownSale := orderEvent("created", testenv.NextOrderID(), missing, 1, "")
+	before := testenv.OrderEvent("created", key, sale, 1, "")
+	unknownSale := testenv.OrderEvent("created", testenv.NextOrderID(), missing, 1, "")
 	unknownMsg := message(unknownSale)
 	unknownMsg.Key = []byte(before.Subject) // same partition
-	after := orderEvent("paid", key, sale, 1, "")
+	after := testenv.OrderEvent("paid", key, sale, 1, "")
 	poison := kafka.Message{Key: []byte(before.Subject), Value: []byte(`{"specversion":"1.0","id":`)}
 	s.write(t, message(before), poison, unknownMsg, message(after))
 
@@ -257,14 +257,14 @@ func TestOversoldOrderIsCancelled(t *testing.T) {
 	ids := []int64{testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()}
 	s.cancel.then = func(got []int64) error {
 		for _, id := range got {
-			if err := s.w.WriteMessages(context.Background(), message(orderEvent("cancelled", id, sale, 1, inventory.ReasonOversold))); err != nil {
+			if err := s.w.WriteMessages(context.Background(), message(testenv.OrderEvent("cancelled", id, sale, 1, inventory.ReasonOversold))); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	for _, id := range ids {
-		s.produce(t, orderEvent("created", id, sale, 1, ""))
+		s.produce(t, testenv.OrderEvent("created", id, sale, 1, ""))
 	}
 	c := s.inventory(t)
 	r := start(t, c)
@@ -313,7 +313,7 @@ func TestDatabaseOutageDelaysWithoutDeadLettering(t *testing.T) {
 	}
 
 	proxy.Cut()
-	ev := orderEvent("created", testenv.NextOrderID(), sale, 1, "")
+	ev := testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, "")
 	s.produce(t, ev)
 	r := start(t, c)
 	time.Sleep(3 * time.Second) // many attempts at 10-100 ms apart
@@ -382,7 +382,7 @@ func TestConsumerWaitsForItsTopic(t *testing.T) {
 		t.Fatalf("the waiting consumer created its topic: %+v %v", md, err)
 	}
 	createTopic(t, s.cfg.KafkaBrokers, late, 2)
-	ev := orderEvent("created", testenv.NextOrderID(), sale, 1, "")
+	ev := testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, "")
 	m := message(ev)
 	m.Topic = late
 	w := &kafka.Writer{Addr: kafka.TCP(s.cfg.KafkaBrokers...), Transport: tr, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}

@@ -183,18 +183,6 @@ func (s *stack) sale(t testing.TB, stock int) inventory.SaleID {
 	return v.ID
 }
 
-// orderEvent is an event of the contract in docs/events.md.
-func orderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason string) inbox.Event {
-	d := map[string]any{"schema_version": 1, "order_id": strconv.FormatInt(order, 10), "sale_id": sale.String(),
-		"user_id": "alice", "quantity": qty, "amount_cents": 100 * qty, "currency": "EUR", "status": "pending_payment"}
-	if reason != "" {
-		d["reason"] = reason
-	}
-	data, _ := json.Marshal(d)
-	return inbox.Event{ID: testenv.EventID(), Source: "/flashsale/shards/0", Type: "flashsale.order." + typ,
-		Subject: strconv.FormatInt(order, 10), Time: time.Now().UTC(), Data: data}
-}
-
 // message is ev as the relay publishes it.
 func message(ev inbox.Event) kafka.Message {
 	v, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": ev.ID, "source": ev.Source, "type": ev.Type,
@@ -226,7 +214,7 @@ func (s *stack) write(t testing.TB, msgs ...kafka.Message) {
 func createdEvents(sale inventory.SaleID, n int) (evs []inbox.Event, units int64) {
 	for i := range n {
 		q := i%3 + 1
-		evs = append(evs, orderEvent("created", testenv.NextOrderID(), sale, q, ""))
+		evs = append(evs, testenv.OrderEvent("created", testenv.NextOrderID(), sale, q, ""))
 		units += int64(q)
 	}
 	return evs, units

@@ -72,7 +72,7 @@ func TestNotifyPostsEachEventOnce(t *testing.T) {
 	var evs []inbox.Event
 	for i, next := range []string{"paid", "cancelled", "expired"} {
 		id := testenv.NextOrderID()
-		evs = append(evs, orderEvent("created", id, sale, i+1, ""), orderEvent(next, id, sale, i+1, "buyer"))
+		evs = append(evs, testenv.OrderEvent("created", id, sale, i+1, ""), testenv.OrderEvent(next, id, sale, i+1, "buyer"))
 	}
 	peer := &webhookPeer{flaky: evs[2].ID, requests: map[string][]int{}}
 	srv := httptest.NewServer(peer)

@@ -2,11 +2,9 @@ package inventory_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -99,18 +97,6 @@ func (f ledgerFixture) position(t *testing.T, sale inventory.SaleID) inventory.P
 	return p
 }
 
-// orderEvent is an event of the contract in docs/events.md.
-func orderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason string) inbox.Event {
-	d := map[string]any{"schema_version": 1, "order_id": strconv.FormatInt(order, 10), "sale_id": sale.String(),
-		"user_id": "alice", "quantity": qty, "amount_cents": 100 * qty, "currency": "EUR", "status": "pending_payment"}
-	if reason != "" {
-		d["reason"] = reason
-	}
-	data, _ := json.Marshal(d)
-	return inbox.Event{ID: testenv.EventID(), Source: "/flashsale/shards/0", Type: "flashsale.order." + typ,
-		Subject: strconv.FormatInt(order, 10), Time: time.Now().UTC(), Data: data}
-}
-
 func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
 	f := newLedgerFixture(t)
 	sale := f.sale(t, 100)
@@ -119,14 +105,14 @@ func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
 	for i := range 10 {
 		id := testenv.NextOrderID()
 		orders[id] = i%3 + 1
-		events = append(events, orderEvent("created", id, sale, orders[id], ""))
+		events = append(events, testenv.OrderEvent("created", id, sale, orders[id], ""))
 		switch i % 4 {
 		case 1:
-			events = append(events, orderEvent("paid", id, sale, orders[id], ""))
+			events = append(events, testenv.OrderEvent("paid", id, sale, orders[id], ""))
 		case 2:
-			events = append(events, orderEvent("cancelled", id, sale, orders[id], "buyer"))
+			events = append(events, testenv.OrderEvent("cancelled", id, sale, orders[id], "buyer"))
 		case 3:
-			events = append(events, orderEvent("expired", id, sale, orders[id], ""))
+			events = append(events, testenv.OrderEvent("expired", id, sale, orders[id], ""))
 		}
 	}
 	for _, ev := range events {
@@ -195,12 +181,12 @@ func TestLedgerCancelsTheNewestExcessOrders(t *testing.T) {
 	a, b, c := testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()
 	// Applied out of order: the newest order arrives first.
 	for _, id := range []int64{c, a} {
-		f.mustApply(t, orderEvent("created", id, sale, 1, ""))
+		f.mustApply(t, testenv.OrderEvent("created", id, sale, 1, ""))
 	}
 	if calls := f.cancel.all(); len(calls) != 0 {
 		t.Fatalf("canceller called within stock: %v", calls)
 	}
-	f.mustApply(t, orderEvent("created", b, sale, 1, ""))
+	f.mustApply(t, testenv.OrderEvent("created", b, sale, 1, ""))
 	if calls := f.cancel.all(); len(calls) != 1 || !slices.Equal(calls[0], []int64{c}) {
 		t.Fatalf("canceller calls %v, want [[%d]] (the newest order)", calls, c)
 	}
@@ -208,7 +194,7 @@ func TestLedgerCancelsTheNewestExcessOrders(t *testing.T) {
 		t.Fatalf("position %+v", p)
 	}
 	// The order service cancels c and emits its event: the sale is whole.
-	f.mustApply(t, orderEvent("cancelled", c, sale, 1, inventory.ReasonOversold))
+	f.mustApply(t, testenv.OrderEvent("cancelled", c, sale, 1, inventory.ReasonOversold))
 	if p := f.position(t, sale); p.Net() != 2 || p.Excess() != 0 {
 		t.Fatalf("after the cancellation: %+v", p)
 	}
@@ -227,7 +213,7 @@ func TestLedgerExcessCoversQuantitiesNewestFirst(t *testing.T) {
 	ids := []int64{testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()}
 	qty := []int{2, 2, 3, 1} // net 8, excess 3: the newest (1) and the one before (3) cover it
 	for i, id := range ids {
-		f.mustApply(t, orderEvent("created", id, sale, qty[i], ""))
+		f.mustApply(t, testenv.OrderEvent("created", id, sale, qty[i], ""))
 	}
 	calls := f.cancel.all()
 	if len(calls) == 0 || !slices.Equal(calls[len(calls)-1], []int64{ids[3], ids[2]}) {
@@ -235,7 +221,7 @@ func TestLedgerExcessCoversQuantitiesNewestFirst(t *testing.T) {
 	}
 	// A buyer cancels an older order before the ledger's cancellations
 	// land: the excess shrinks to 1, which the newest order covers.
-	f.mustApply(t, orderEvent("cancelled", ids[0], sale, 2, "buyer"))
+	f.mustApply(t, testenv.OrderEvent("cancelled", ids[0], sale, 2, "buyer"))
 	got, err := f.ledger.Oversold(context.Background(), sale)
 	if err != nil || !slices.Equal(got, []int64{ids[3]}) {
 		t.Fatalf("oversold %v, %v; want [%d]", got, err, ids[3])
@@ -248,10 +234,10 @@ func TestLedgerExcessCoversQuantitiesNewestFirst(t *testing.T) {
 func TestLedgerRetriesTheCancellationAfterCommit(t *testing.T) {
 	f := newLedgerFixture(t)
 	sale := f.sale(t, 1)
-	f.mustApply(t, orderEvent("created", testenv.NextOrderID(), sale, 1, ""))
+	f.mustApply(t, testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, ""))
 	f.cancel.failing = true
 	newest := testenv.NextOrderID()
-	ev := orderEvent("created", newest, sale, 1, "")
+	ev := testenv.OrderEvent("created", newest, sale, 1, "")
 	if _, err := f.apply(t, ev); err == nil {
 		t.Fatal("a failed cancellation was not reported")
 	}
@@ -274,11 +260,11 @@ func TestLedgerRejectsBadEventsAndRollsBack(t *testing.T) {
 	sale := f.sale(t, 10)
 	missing, _ := inventory.NewSaleID(sale.Int64() + 1000)
 	bad := []inbox.Event{
-		orderEvent("created", testenv.NextOrderID(), missing, 1, ""), // no such sale
-		orderEvent("created", testenv.NextOrderID(), sale, 0, ""),    // no units
+		testenv.OrderEvent("created", testenv.NextOrderID(), missing, 1, ""), // no such sale
+		testenv.OrderEvent("created", testenv.NextOrderID(), sale, 0, ""),    // no units
 		{ID: testenv.EventID(), Source: "/t", Type: "flashsale.order.created", Subject: "1", Data: []byte(`{"order_id":"x"}`)},
 	}
-	other := orderEvent("created", testenv.NextOrderID(), sale, 1, "")
+	other := testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, "")
 	other.Subject = "42" // not its order
 	bad = append(bad, other)
 	for _, ev := range bad {
@@ -312,10 +298,10 @@ func TestLedgerAfterCommitBatchResolvesEachSaleOnce(t *testing.T) {
 		for _, sale := range []inventory.SaleID{a, b, within} {
 			id := testenv.NextOrderID()
 			orders[sale] = append(orders[sale], id)
-			evs = append(evs, orderEvent("created", id, sale, 1, ""))
+			evs = append(evs, testenv.OrderEvent("created", id, sale, 1, ""))
 		}
 	}
-	evs = append(evs, orderEvent("paid", orders[a][0], a, 1, ""))
+	evs = append(evs, testenv.OrderEvent("paid", orders[a][0], a, 1, ""))
 	applied, err := inbox.ApplyBatch(ctx, f.db, "inventory", evs, f.ledger)
 	if err != nil || slices.Contains(applied, false) {
 		t.Fatalf("batch: applied %v, err %v", applied, err)
@@ -383,11 +369,11 @@ func TestLedgerBatchesOverTheSameSalesDoNotDeadlock(t *testing.T) {
 	ctx := context.Background()
 	a, b := f.sale(t, 100), f.sale(t, 100)
 	for _, sale := range []inventory.SaleID{a, b} { // the counters exist
-		f.mustApply(t, orderEvent("created", testenv.NextOrderID(), sale, 1, ""))
+		f.mustApply(t, testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, ""))
 	}
 	batches := [][]inbox.Event{
-		{orderEvent("created", testenv.NextOrderID(), a, 1, ""), orderEvent("created", testenv.NextOrderID(), b, 1, "")},
-		{orderEvent("created", testenv.NextOrderID(), b, 1, ""), orderEvent("created", testenv.NextOrderID(), a, 1, "")},
+		{testenv.OrderEvent("created", testenv.NextOrderID(), a, 1, ""), testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, "")},
+		{testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, ""), testenv.OrderEvent("created", testenv.NextOrderID(), a, 1, "")},
 	}
 	p := &pausing{Ledger: f.ledger, first: map[string]bool{}, started: map[string]chan struct{}{}}
 	for _, batch := range batches {
