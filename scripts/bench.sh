@@ -15,6 +15,11 @@
 #   BENCH_CONSUMERS=auto   the consumers run inside serve when it has consumers-enabled; else start
 #                          `flashsale consume inventory` if available and not running (0: never)
 #   BENCH_OUT=dir          report directory (default bench-results/<timestamp>)
+#   BENCH_FRESH=1          when this script starts the service: give the run databases of its own
+#                          (flashbench_0..N-1, dropped and recreated), Redis keys (prefix flashbench,
+#                          wiped), its own topics and consumer groups, so what earlier runs left (orders whose payment window closes,
+#                          a ledger consumer still catching up) does not load the machine (0: use
+#                          FLASHSALE_DATABASE_URLS, the topic and the groups as they are)
 # Exit status: flashbench's (0 every check passed, 1 a check failed, 2 the run failed).
 set -euo pipefail
 
@@ -24,6 +29,7 @@ cd "$ROOT"
 PORT="${BENCH_PORT:-18080}"
 CEILINGS="${BENCH_CEILINGS:-1}"
 CONSUMERS="${BENCH_CONSUMERS:-auto}"
+FRESH="${BENCH_FRESH:-1}"
 OUT="${BENCH_OUT:-bench-results/$(date +%Y%m%d-%H%M%S)}"
 export FLASHSALE_JWT_SECRET="${FLASHSALE_JWT_SECRET:-dev-secret-change-me-0123456789}"
 
@@ -37,6 +43,38 @@ T0=$SECONDS
 
 say "stack up"
 eval "$(scripts/stack.sh up)"
+
+# fresh_run points the service at databases, topics and consumer groups of
+# this run alone. Earlier runs leave work behind on the dev databases (their
+# orders expire 15 min later, each expiry an event the ledger applies), and
+# that work would be measured as part of this run's ceilings and peaks.
+fresh_run() {
+  local run="$1" urls=() u db i=0
+  IFS=, read -ra list <<<"$FLASHSALE_DATABASE_URLS"
+  for u in "${list[@]}"; do
+    db="flashbench_$i"
+    psql -X -q -v ON_ERROR_STOP=1 "$(db_url "$u" postgres)" \
+      -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+    urls+=("$(db_url "$u" "$db")")
+    i=$((i + 1))
+  done
+  FLASHSALE_DATABASE_URLS="$(IFS=,; echo "${urls[*]}")"
+  export FLASHSALE_DATABASE_URLS
+  # The new databases count sales from 1 again: keys an earlier run left
+  # under the same sale ids would be taken for this run's.
+  export FLASHSALE_REDIS_PREFIX=flashbench
+  IFS=, read -ra list <<<"$FLASHSALE_REDIS_ADDRS"
+  for u in "${list[@]}"; do
+    redis-cli -h "${u%:*}" -p "${u##*:}" --scan --pattern 'flashbench:*' \
+      | xargs -r -n 1000 redis-cli -h "${u%:*}" -p "${u##*:}" unlink >/dev/null
+  done
+  export FLASHSALE_KAFKA_TOPIC="flashbench.$run.orders"
+  export FLASHSALE_DEAD_LETTER_TOPIC="flashbench.$run.orders.dlq"
+  export FLASHSALE_CONSUMER_GROUP_PREFIX="flashbench-$run"
+}
+
+# db_url replaces the database name of a postgres:// URL.
+db_url() { sed -E "s|^(postgres(ql)?://[^/]*)/[^?]*|\1/$2|" <<<"$1"; }
 
 say "build"
 go build -o bin/flashsale ./cmd/flashsale
@@ -57,6 +95,13 @@ stop_started() {
 trap stop_started EXIT
 
 SERVICE_PID=""
+RUN_NOTE="the dev databases, topic and consumer groups (FLASHSALE_*)"
+if ! ready && [[ "$FRESH" != 0 ]]; then
+  fresh_run "$(date +%Y%m%d%H%M%S)"
+  RUN_NOTE="fresh databases flashbench_*, Redis prefix flashbench (wiped), topic $FLASHSALE_KAFKA_TOPIC, groups $FLASHSALE_CONSUMER_GROUP_PREFIX-*"
+  say "this run's own stores: $RUN_NOTE"
+  bin/flashsale migrate up
+fi
 if ready; then
   SERVICE_PID="$(ss -Hltnp "sport = :$PORT" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)"
   say "a service already answers on :$PORT (pid ${SERVICE_PID:-unknown}); using it as it is"
@@ -105,6 +150,7 @@ while read -r name _ _ _ pid; do
     redis1|kafka) ARGS+=(--proc "$name=$pid") ;;
   esac
 done < <(scripts/stack.sh status 2>/dev/null | sed -n 's/^\([a-z0-9]*\) *up *[^ ]* *\(pid\) \([0-9]*\)$/\1 x x x \3/p')
+[[ -n "${FLASHSALE_CONSUMER_GROUP_PREFIX:-}" ]] && ARGS+=(--ledger-group "$FLASHSALE_CONSUMER_GROUP_PREFIX-inventory")
 [[ "$CEILINGS" == 1 ]] && ARGS+=(--ceilings)
 KAFKA_VERSION="$(ls .stack/kafka/libs 2>/dev/null | sed -n 's/^kafka-clients-\(.*\)\.jar$/\1/p' | head -n1)"
 [[ -n "$KAFKA_VERSION" ]] && ARGS+=(--note "kafka=$KAFKA_VERSION")
@@ -114,6 +160,7 @@ if COMMIT="$(git rev-parse --short HEAD 2>/dev/null)"; then
   ARGS+=(--note "commit=$COMMIT")
 fi
 ARGS+=(--note "flashsale serve=127.0.0.1:$PORT, ip-rate/ip-burst 1000000, other settings default")
+ARGS+=(--note "stores=$RUN_NOTE")
 
 say "ready after $((SECONDS - T0))s; running flashbench ${ARGS[*]} $*"
 rc=0
