@@ -7,8 +7,9 @@
 //  2. parse their CloudEvents, then, in one PostgreSQL transaction on
 //     database 0, record the batch's event ids in the inbox table under
 //     the consumer's name with one statement and apply the handler's
-//     effect for each id not recorded before, in message order (a
-//     redelivered event finds its inbox row and the effect is skipped);
+//     effect for each id not recorded before, in message order, in one
+//     call when the handler is an inbox.BatchHandler (a redelivered event
+//     finds its inbox row and the effect is skipped);
 //  3. run the handler's AfterCommitBatch once for the batch, or its
 //     AfterCommit for each event, when it has them;
 //  4. commit the messages' offsets.

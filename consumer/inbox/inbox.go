@@ -62,6 +62,15 @@ type BatchAfterCommitter interface {
 	AfterCommitBatch(ctx context.Context, evs []Event) error
 }
 
+// BatchHandler is implemented by a handler that applies many events with
+// fewer statements than one each: ApplyBatch then calls HandleBatch once,
+// after LockBatch, with the batch's new events in message order, instead
+// of Handle for each. A failed batch is retried one event at a time
+// through Handle, so both must have the same effect.
+type BatchHandler interface {
+	HandleBatch(ctx context.Context, tx pgx.Tx, evs []Event) error
+}
+
 // BatchLocker is implemented by a handler whose effects update rows that
 // batches of other consumers update too (a sale's counters, for one).
 // LockBatch runs first in a batch's transaction, with the events about to
@@ -164,11 +173,12 @@ func Apply(ctx context.Context, db Beginner, consumer string, ev Event, h Handle
 }
 
 // ApplyBatch records evs in consumer's inbox with one statement and runs h
-// for each event not applied before, in the order of evs, all in one
-// transaction on db: one commit (one fsync) for the batch instead of one
-// per event. applied[i] says whether h ran for evs[i]; a second copy of an
-// id within evs is a redelivery, so only its first one runs. An error from
-// any event rolls the whole batch back: nothing was applied.
+// for each event not applied before, in the order of evs (with one
+// HandleBatch call when h is a BatchHandler), all in one transaction on
+// db: one commit (one fsync) for the batch instead of one per event.
+// applied[i] says whether h ran for evs[i]; a second copy of an id within
+// evs is a redelivery, so only its first one runs. An error from any
+// event rolls the whole batch back: nothing was applied.
 func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, h Handler) (applied []bool, err error) {
 	ids, types := make([]string, len(evs)), make([]string, len(evs))
 	for i, ev := range evs {
@@ -201,12 +211,19 @@ func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, 
 	return applied, nil
 }
 
-// handleBatch runs h for evs in order, after h's LockBatch when it has one.
+// handleBatch runs h for evs in order, after h's LockBatch when it has one,
+// and in one call when h can take them at once.
 func handleBatch(ctx context.Context, tx pgx.Tx, evs []Event, h Handler) error {
-	if l, ok := h.(BatchLocker); ok && len(evs) > 0 {
+	if len(evs) == 0 {
+		return nil
+	}
+	if l, ok := h.(BatchLocker); ok {
 		if err := l.LockBatch(ctx, tx, evs); err != nil {
 			return err
 		}
+	}
+	if bh, ok := h.(BatchHandler); ok {
+		return bh.HandleBatch(ctx, tx, evs)
 	}
 	for _, ev := range evs {
 		if err := h.Handle(ctx, tx, ev); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,59 @@ func TestApplyBatchRollsBackEveryEventOnError(t *testing.T) {
 	}
 	if ids := inboxIDs(t, db); len(ids) != 0 {
 		t.Fatalf("a failed batch left %v in the inbox", ids)
+	}
+}
+
+// batching records the calls ApplyBatch makes to a handler that can lock
+// and apply a batch at once.
+type batching struct{ calls []string }
+
+func (b *batching) Handle(_ context.Context, _ pgx.Tx, ev inbox.Event) error {
+	b.calls = append(b.calls, "handle "+ev.ID)
+	return nil
+}
+
+func (b *batching) LockBatch(_ context.Context, _ pgx.Tx, evs []inbox.Event) error {
+	b.calls = append(b.calls, "lock "+ids(evs))
+	return nil
+}
+
+func (b *batching) HandleBatch(_ context.Context, _ pgx.Tx, evs []inbox.Event) error {
+	b.calls = append(b.calls, "batch "+ids(evs))
+	return nil
+}
+
+func ids(evs []inbox.Event) string {
+	var s []string
+	for _, ev := range evs {
+		s = append(s, ev.ID)
+	}
+	return strings.Join(s, ",")
+}
+
+// TestApplyBatchUsesHandleBatch applies a batch with an event applied
+// before and an event twice through a BatchHandler: LockBatch, then one
+// HandleBatch call get the new events in order, and Handle is not called;
+// Apply, one event alone, still calls Handle.
+func TestApplyBatchUsesHandleBatch(t *testing.T) {
+	db := testenv.Pools(t, testenv.Config(t, 2))[0]
+	ctx := context.Background()
+	h := &batching{}
+	a, b, c := event("a"), event("b"), event("c")
+	if applied, err := inbox.Apply(ctx, db, "c", b, h); err != nil || !applied {
+		t.Fatalf("apply b: %v, %v", applied, err)
+	}
+	applied, err := inbox.ApplyBatch(ctx, db, "c", []inbox.Event{a, b, a, c}, h)
+	if err != nil || !slices.Equal(applied, []bool{true, false, false, true}) {
+		t.Fatalf("applied %v, err %v", applied, err)
+	}
+	want := []string{"handle " + b.ID, "lock " + a.ID + "," + c.ID, "batch " + a.ID + "," + c.ID}
+	if !slices.Equal(h.calls, want) {
+		t.Errorf("calls %q, want %q", h.calls, want)
+	}
+	// A batch of redeliveries calls nothing.
+	h.calls = nil
+	if _, err := inbox.ApplyBatch(ctx, db, "c", []inbox.Event{a, b, c}, h); err != nil || len(h.calls) != 0 {
+		t.Errorf("redelivered batch: calls %q, err %v", h.calls, err)
 	}
 }
