@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"flashsale"
 	"flashsale/consumer"
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
@@ -42,6 +44,21 @@ func (r *recorder) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error 
 	return nil
 }
 
+// HandleBatch is Handle for the ledger's batched path, which the
+// consumer takes instead of Handle: it records every event of evs.
+func (r *recorder) HandleBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
+	time.Sleep(time.Duration(len(evs)) * r.delay)
+	if err := r.Ledger.HandleBatch(ctx, tx, evs); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range evs {
+		r.handled[ev.ID]++
+	}
+	return nil
+}
+
 func (r *recorder) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error {
 	ids := make([]string, len(evs))
 	for i, ev := range evs {
@@ -70,16 +87,58 @@ func (s *stack) transactions(t testing.TB, evs []inbox.Event) int {
 	return n
 }
 
+// statements counts the statements run on a pool, by their text.
+type statements struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n[data.SQL]++
+	return ctx
+}
+
+func (s *statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (s *statements) count(sql string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[sql]
+}
+
+// traced is a pool on the stack's database 0 that counts its statements.
+func (s *stack) traced(t testing.TB) (*pgxpool.Pool, *statements) {
+	t.Helper()
+	pc, err := pgxpool.ParseConfig(s.cfg.DatabaseURLs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &statements{n: map[string]int{}}
+	pc.ConnConfig.Tracer = st
+	db, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db, st
+}
+
 // TestBatchesApplyManyEventsPerTransaction consumes 500 events produced
-// at once: each is applied exactly once, and far fewer transactions than
-// events record them.
+// at once: each is applied exactly once, far fewer transactions than
+// events record them, and each transaction runs one ledger statement.
 func TestBatchesApplyManyEventsPerTransaction(t *testing.T) {
 	s := newStack(t)
 	sale := s.sale(t, 1_000_000)
 	evs, units := createdEvents(sale, 500)
 	s.produce(t, evs...)
 
-	c := s.inventory(t)
+	db, st := s.traced(t)
+	c, err := consumer.New(s.consumerConfig(t, "inventory"), db, inventory.NewLedger(db, s.cancel, testenv.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := start(t, c)
 	s.consumeAll(t, r, len(evs))
 	s.checkCreated(t, sale, evs, units)
@@ -91,6 +150,11 @@ func TestBatchesApplyManyEventsPerTransaction(t *testing.T) {
 	t.Logf("%d events in %d transactions", len(evs), txs)
 	if txs >= len(evs)/5 {
 		t.Errorf("%d events took %d transactions, want fewer than %d", len(evs), txs, len(evs)/5)
+	}
+	// A lone message takes the one-event path and its statement.
+	batched, single := st.count(flashsale.Query("ledger_apply_batch")), st.count(flashsale.Query("ledger_apply"))
+	if batched == 0 || batched+single != txs {
+		t.Errorf("%d batched and %d single ledger statements in %d transactions, want one per transaction", batched, single, txs)
 	}
 }
 

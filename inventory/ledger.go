@@ -48,9 +48,9 @@ type OversoldCanceller interface {
 // newest excess orders.
 //
 // Ledger is the inventory consumer's inbox.Handler: Handle applies one
-// event in the inbox transaction (after LockBatch, for a batch),
-// AfterCommit looks for an oversell once the effect is committed, and
-// AfterCommitBatch once per sale of a batch.
+// event in the inbox transaction, HandleBatch a batch's events with one
+// statement (after LockBatch), AfterCommit looks for an oversell once the
+// effect is committed, and AfterCommitBatch once per sale of a batch.
 type Ledger struct {
 	db     *pgxpool.Pool
 	cancel OversoldCanceller
@@ -58,13 +58,13 @@ type Ledger struct {
 	q      ledgerQueries
 }
 
-type ledgerQueries struct{ apply, position, excess, lock string }
+type ledgerQueries struct{ apply, applyBatch, position, excess, lock string }
 
 // NewLedger returns the ledger over database 0; cancel is told the orders
 // of an oversell.
 func NewLedger(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
 	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.Query("ledger_apply"),
-		position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess"),
+		applyBatch: flashsale.Query("ledger_apply_batch"), position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess"),
 		lock: flashsale.Query("ledger_lock_sales")}}
 }
 
@@ -153,8 +153,7 @@ func (l *Ledger) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
 	var sold, released int64
 	err = tx.QueryRow(ctx, l.q.apply, ev.ID, e.sale.Int64(), e.order, e.kind, e.quantity, e.delta, e.reason).Scan(&sold, &released)
 	if errors.Is(err, pgx.ErrNoRows) {
-		l.log.WarnContext(ctx, "ledger: order transition already recorded under another event id; ignored",
-			"event_id", ev.ID, "order_id", e.order, "kind", e.kind)
+		l.warnIgnored(ctx, ev.ID, e)
 		return nil
 	}
 	if err != nil {
@@ -163,10 +162,82 @@ func (l *Ledger) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
 	return nil
 }
 
+// warnIgnored reports an event that changed nothing though the inbox had
+// not seen its id: the producer published one transition twice.
+func (l *Ledger) warnIgnored(ctx context.Context, id string, e orderEvent) {
+	l.log.WarnContext(ctx, "ledger: order transition already recorded under another event id; ignored",
+		"event_id", id, "order_id", e.order, "kind", e.kind)
+}
+
+// HandleBatch is Handle for many events with one statement, which a
+// consumer that falls behind a flash sale needs: one round trip per event
+// cost more than the rest of the batch. Any invalid event fails the batch
+// with Handle's error, so that the consumer retries its events one by one.
+func (l *Ledger) HandleBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
+	es, err := parseEntries(evs)
+	if err != nil || len(es) == 0 {
+		return err
+	}
+	rows, _ := tx.Query(ctx, l.q.applyBatch, batchArgs(es)...)
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("ledger: apply %d events: %w", len(es), err)
+	}
+	fresh := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		fresh[id] = true
+	}
+	for _, e := range es {
+		if !fresh[e.id] {
+			l.warnIgnored(ctx, e.id, e.orderEvent)
+		}
+		delete(fresh, e.id) // a second copy of the id inserted nothing
+	}
+	return nil
+}
+
+// entry is an order event the ledger counts, with its event id.
+type entry struct {
+	id string
+	orderEvent
+}
+
+// parseEntries reads the order events of evs, in order, and skips the
+// events of other types.
+func parseEntries(evs []inbox.Event) ([]entry, error) {
+	es := make([]entry, 0, len(evs))
+	for _, ev := range evs {
+		e, ok, err := parseOrderEvent(ev)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			es = append(es, entry{id: ev.ID, orderEvent: e})
+		}
+	}
+	return es, nil
+}
+
+// batchArgs are the parameters of ledger_apply_batch: one array per
+// column, in the order of es.
+func batchArgs(es []entry) []any {
+	ids, kinds := make([]string, len(es)), make([]string, len(es))
+	sales, orders := make([]int64, len(es)), make([]int64, len(es))
+	quantities, deltas := make([]int, len(es)), make([]int, len(es))
+	reasons := make([]*string, len(es))
+	for i, e := range es {
+		ids[i], kinds[i], sales[i], orders[i] = e.id, e.kind, e.sale.Int64(), e.order
+		quantities[i], deltas[i], reasons[i] = e.quantity, e.delta, e.reason
+	}
+	return []any{ids, sales, orders, kinds, quantities, deltas, reasons}
+}
+
 // LockBatch locks the counters of the sales of evs, in sale order, before
-// a batch's entries update them in message order: batches of two
-// consumers that share sales (the partitions mix every sale's orders) then
-// wait for each other instead of deadlocking. One sale needs no order.
+// a batch's entries update them: Handle, run per event, updates them in
+// message order, and batches of two consumers that share sales (the
+// partitions mix every sale's orders) then wait for each other instead of
+// deadlocking. HandleBatch updates them in sale order itself. One sale
+// needs no order.
 func (l *Ledger) LockBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
 	var sales []int64
 	for _, ev := range evs {

@@ -330,17 +330,23 @@ func TestLedgerAfterCommitBatchResolvesEachSaleOnce(t *testing.T) {
 	}
 }
 
-// pausing is the ledger with a pause after the first event each batch
-// handles: it tells started, then waits (at most 500 ms) for the other
-// batch to have started too. Its maps are only read once batches run.
+// pausing is the ledger applying a batch one event at a time (no
+// HandleBatch: a pause inside one statement is impossible), with a pause
+// after the first event each batch handles: it tells started, then waits
+// (at most 500 ms) for the other batch to have started too. Its maps are
+// only read once batches run.
 type pausing struct {
-	*inventory.Ledger
+	ledger  *inventory.Ledger
 	first   map[string]bool // the first event of each batch
 	started map[string]chan struct{}
 }
 
+func (p *pausing) LockBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
+	return p.ledger.LockBatch(ctx, tx, evs)
+}
+
 func (p *pausing) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
-	if err := p.Ledger.Handle(ctx, tx, ev); err != nil {
+	if err := p.ledger.Handle(ctx, tx, ev); err != nil {
 		return err
 	}
 	if !p.first[ev.ID] {
@@ -375,7 +381,7 @@ func TestLedgerBatchesOverTheSameSalesDoNotDeadlock(t *testing.T) {
 		{testenv.OrderEvent("created", testenv.NextOrderID(), a, 1, ""), testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, "")},
 		{testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, ""), testenv.OrderEvent("created", testenv.NextOrderID(), a, 1, "")},
 	}
-	p := &pausing{Ledger: f.ledger, first: map[string]bool{}, started: map[string]chan struct{}{}}
+	p := &pausing{ledger: f.ledger, first: map[string]bool{}, started: map[string]chan struct{}{}}
 	for _, batch := range batches {
 		p.first[batch[0].ID], p.started[batch[0].ID] = true, make(chan struct{})
 	}
