@@ -27,7 +27,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -209,7 +208,7 @@ func hammer(b *testing.B, c *http.Client, conc int, mk func(n int64) *http.Reque
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := selfCPU()
+	cpu0 := testenv.SelfCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		lat := make([]time.Duration, 0, 4096)
 		for pb.Next() {
@@ -230,22 +229,11 @@ func hammer(b *testing.B, c *http.Client, conc int, mk func(n int64) *http.Reque
 		res.mu.Unlock()
 	})
 	b.StopTimer()
-	cpu := selfCPU() - cpu0
+	cpu := testenv.SelfCPU() - cpu0
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "go-cpu-us/op")
 	reportLatency(b, res.lat)
 	return res
-}
-
-// selfCPU is the CPU time this process (load generator and server alike)
-// has used. Unlike req/s it hardly moves when other tenants of a shared
-// machine take CPU away.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cpuSince sums the CPU the backends used since before; a backend that
@@ -256,25 +244,6 @@ func cpuSince(before, after map[int]time.Duration) time.Duration {
 		d += t - before[pid]
 	}
 	return d
-}
-
-// redisCPU is the CPU time the Redis server has used (INFO cpu): the whole
-// server, so other clients of a shared server count too.
-func redisCPU(tb testing.TB, rdb *redis.Client) time.Duration {
-	tb.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var total float64
-	for line := range strings.Lines(info) {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if k == "used_cpu_sys" || k == "used_cpu_user" {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return time.Duration(total * float64(time.Second))
 }
 
 // setConcurrency makes b.RunParallel run about n goroutines.
@@ -391,9 +360,9 @@ func BenchmarkPlaceOrder(b *testing.B) {
 		if n := warmBad.Load(); n > 0 {
 			b.Fatalf("%d warm-up orders failed", n)
 		}
-		pg0, redis0 := testenv.PostgresCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
+		pg0, redis0 := testenv.PostgresCPU(b, s.cfg.DatabaseURLs), testenv.RedisCPU(b, node1)
 		res := hammer(b, s.client, benchConc, mk, http.StatusCreated)
-		pg1, redis1 := testenv.PostgresCPU(b, s.cfg.DatabaseURLs), redisCPU(b, node1)
+		pg1, redis1 := testenv.PostgresCPU(b, s.cfg.DatabaseURLs), testenv.RedisCPU(b, node1)
 		b.ReportMetric(float64(b.N-int(res.bad.Load()))/b.Elapsed().Seconds(), "orders/s")
 		if pg0 != nil && pg1 != nil {
 			b.ReportMetric(float64(cpuSince(pg0, pg1).Microseconds())/float64(b.N), "pg-cpu-us/order")

@@ -10,18 +10,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"flashsale/internal/batch"
 	"flashsale/order"
 	"flashsale/shard"
 )
 
 // ErrStopped is returned for an order submitted after the store stopped.
-var ErrStopped = errors.New("orderpg: store stopped")
+var ErrStopped = batch.ErrStopped
 
 // pending is one order waiting for its commit.
 type pending struct {
 	shard shard.ID
 	o     order.NewOrder
-	done  chan result // buffered: the committer never blocks on a caller
 }
 
 type result struct {
@@ -29,93 +29,17 @@ type result struct {
 	id        order.ID
 	createdAt time.Time
 	expiresAt time.Time
-	err       error
 }
 
-// batcher is the group commit of one database: each worker takes every
-// order queued while the previous transaction was committing and commits
-// them as one pipelined batch (one round trip, one implicit transaction,
-// one fsync) holding one multi-row statement per shard. Under light load a
-// batch is one order and nothing waits; under a burst batches grow up to
-// max.
-type batcher struct {
+// committer is the group commit of one database (internal/batch): each
+// worker takes every order queued while its previous transaction was
+// committing and commits them as one pipelined batch (one round trip, one
+// implicit transaction, one fsync) holding one multi-row statement per
+// shard.
+type committer struct {
 	pool     *pgxpool.Pool
 	create   func(shard.ID) string
 	onCommit func(shard.ID)
-	queue    chan *pending
-	max      int
-	workers  int
-	stopped  chan struct{}
-}
-
-func newBatcher(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), maxBatch, workers int) *batcher {
-	return &batcher{pool: pool, create: create, onCommit: onCommit, queue: make(chan *pending, maxBatch*workers*4),
-		max: maxBatch, workers: workers, stopped: make(chan struct{})}
-}
-
-// submit queues p and waits for its outcome. It keeps waiting when ctx is
-// cancelled: once queued the order may commit, and the caller must not
-// return its stock unless it knows the order did not.
-func (b *batcher) submit(ctx context.Context, p *pending) (result, error) {
-	select {
-	case b.queue <- p:
-	case <-b.stopped:
-		return result{}, ErrStopped
-	case <-ctx.Done():
-		return result{}, ctx.Err()
-	}
-	select {
-	case r := <-p.done:
-		return r, r.err
-	case <-b.stopped:
-		select {
-		case r := <-p.done:
-			return r, r.err
-		default:
-			return result{}, ErrStopped
-		}
-	}
-}
-
-func (b *batcher) run(ctx context.Context) {
-	done := make(chan struct{})
-	for range b.workers {
-		go func() { b.work(ctx); done <- struct{}{} }()
-	}
-	for range b.workers {
-		<-done
-	}
-	close(b.stopped)
-}
-
-func (b *batcher) work(ctx context.Context) {
-	batch := make([]*pending, 0, b.max)
-	for {
-		select {
-		case p := <-b.queue:
-			batch = b.fill(append(batch[:0], p))
-		case <-ctx.Done():
-			// Commit what is already queued, then stop.
-			for batch = b.fill(batch[:0]); len(batch) > 0; batch = b.fill(batch[:0]) {
-				b.commit(context.WithoutCancel(ctx), batch)
-			}
-			return
-		}
-		b.commit(context.WithoutCancel(ctx), batch)
-	}
-}
-
-// fill adds whatever is queued, without waiting, up to max.
-func (b *batcher) fill(batch []*pending) []*pending {
-	for len(batch) < b.max {
-		select {
-		case p := <-b.queue:
-			batch = append(batch, p)
-		default:
-			return batch
-		}
-	}
-	return batch
 }
 
 // commitTimeout bounds one batch; the orders' own commit deadline is
@@ -123,48 +47,48 @@ func (b *batcher) fill(batch []*pending) []*pending {
 const commitTimeout = 5 * time.Second
 
 // commit runs the batch as one implicit transaction.
-func (b *batcher) commit(ctx context.Context, batch []*pending) {
+func (b *committer) commit(ctx context.Context, orders []pending, out []batch.Result[result]) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	results, err := b.exec(ctx, batch)
+	results, err := b.exec(ctx, orders)
 	var pgErr *pgconn.PgError
 	if err != nil && !errors.As(err, &pgErr) {
 		// A network error or timeout leaves the outcome unknown: the
 		// transaction may have committed. Nobody may return the stock now;
 		// the reconciler settles it against what PostgreSQL holds.
-		for _, p := range batch {
-			p.done <- result{err: fmt.Errorf("%w: %w", order.ErrCommitUnknown, err)}
+		for i := range orders {
+			out[i].Err = fmt.Errorf("%w: %w", order.ErrCommitUnknown, err)
 		}
 		return
 	}
-	if err != nil && len(batch) > 1 {
+	if err != nil && len(orders) > 1 {
 		// PostgreSQL refused the batch, so none of it committed: retry each
 		// order alone so one bad order cannot sink the others.
-		for _, p := range batch {
-			b.commit(ctx, []*pending{p})
+		for i := range orders {
+			b.commit(ctx, orders[i:i+1], out[i:i+1])
 		}
 		return
 	}
-	for i, p := range batch {
+	for i := range orders {
 		if err != nil {
-			p.done <- result{err: translate(err)}
+			out[i].Err = translate(err)
 			continue
 		}
-		p.done <- results[i]
+		out[i].Val = results[i]
 	}
 }
 
 // exec commits the batch: the orders of each shard go into one statement,
 // all statements into one pipeline ended by one Sync, which PostgreSQL runs
 // as one implicit transaction.
-func (b *batcher) exec(ctx context.Context, batch []*pending) ([]result, error) {
-	groups := groupByShard(batch)
+func (b *committer) exec(ctx context.Context, orders []pending) ([]result, error) {
+	groups := groupByShard(orders)
 	var pb pgx.Batch
 	for _, g := range groups {
 		pb.Queue(b.create(g.shard), g.args()...)
 	}
 	br := b.pool.SendBatch(ctx, &pb)
-	results := make([]result, len(batch))
+	results := make([]result, len(orders))
 	for _, g := range groups {
 		if err := g.read(br, results); err != nil {
 			_ = br.Close()
@@ -186,16 +110,16 @@ func (b *batcher) exec(ctx context.Context, batch []*pending) ([]result, error) 
 type group struct {
 	shard shard.ID
 	idx   []int
-	batch []*pending
+	batch []pending
 }
 
-func groupByShard(batch []*pending) []*group {
+func groupByShard(orders []pending) []*group {
 	var groups []*group
 	byShard := map[shard.ID]*group{}
-	for i, p := range batch {
+	for i, p := range orders {
 		g, ok := byShard[p.shard]
 		if !ok {
-			g = &group{shard: p.shard, batch: batch}
+			g = &group{shard: p.shard, batch: orders}
 			byShard[p.shard] = g
 			groups = append(groups, g)
 		}

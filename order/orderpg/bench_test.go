@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -111,7 +110,7 @@ func BenchmarkCommit(b *testing.B) {
 			var firstErr atomic.Value
 			pg0 := testenv.PostgresCPU(b, cfg.DatabaseURLs)
 			b.ResetTimer()
-			cpu0 := selfCPU()
+			cpu0 := testenv.SelfCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := create(); err != nil {
@@ -121,7 +120,7 @@ func BenchmarkCommit(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			cpu := selfCPU() - cpu0
+			cpu := testenv.SelfCPU() - cpu0
 			pg1 := testenv.PostgresCPU(b, cfg.DatabaseURLs)
 			if n := failed.Load(); n > 0 {
 				b.Fatalf("%d of %d creates failed, e.g. %v", n, b.N, firstErr.Load())
@@ -142,15 +141,6 @@ func BenchmarkCommit(b *testing.B) {
 			b.ReportMetric(float64(orders)/float64(txs), "orders/commit")
 		})
 	}
-}
-
-// selfCPU is the CPU time this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // countCommits counts the sale's orders and the transactions that wrote

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"flashsale"
+	"flashsale/internal/batch"
 	"flashsale/inventory"
 	"flashsale/order"
 	"flashsale/shard"
@@ -24,8 +25,8 @@ import (
 type Store struct {
 	pools    []*pgxpool.Pool
 	m        shard.Map
-	q        []queries // by shard
-	batchers []*batcher
+	q        []queries                         // by shard
+	batchers []*batch.Batcher[pending, result] // by database
 	onCommit func(shard.ID)
 }
 
@@ -57,7 +58,8 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 	}
 	create := func(sh shard.ID) string { return s.q[sh].create }
 	for _, p := range pools {
-		s.batchers = append(s.batchers, newBatcher(p, create, s.committed, max(1, opt.MaxBatch), max(1, opt.Workers)))
+		c := &committer{pool: p, create: create, onCommit: s.committed}
+		s.batchers = append(s.batchers, batch.New(c.commit, max(1, opt.MaxBatch), max(1, opt.Workers)))
 	}
 	return s
 }
@@ -67,7 +69,7 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 func (s *Store) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	for _, b := range s.batchers {
-		go func() { b.run(ctx); done <- struct{}{} }()
+		go func() { b.Run(ctx); done <- struct{}{} }()
 	}
 	for range s.batchers {
 		<-done
@@ -79,8 +81,7 @@ func (s *Store) Run(ctx context.Context) error {
 // together with whatever other orders are waiting for that database.
 func (s *Store) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
 	sh := s.m.ForUser(o.Buyer.String())
-	p := &pending{shard: sh, o: o, done: make(chan result, 1)}
-	r, err := s.batchers[s.m.Database(sh)].submit(ctx, p)
+	r, err := s.batchers[s.m.Database(sh)].Do(ctx, pending{shard: sh, o: o})
 	if err != nil {
 		return order.Order{}, err
 	}
