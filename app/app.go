@@ -42,6 +42,7 @@ type App struct {
 	redis     []*redis.Client // node 1 first; the buy path's client
 	lockNodes []*redis.Client // short retries: a down node must not stall a lock
 	store     *orderpg.Store
+	reserver  *inventory.BatchedStock
 	soldOut   *inventory.SoldOut
 	sales     *inventory.Service
 	orders    *order.Service
@@ -111,11 +112,15 @@ func (a *App) wire(m shard.Map) {
 		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
 	saleStore := inventory.NewSaleStore(a.pools[0])
 	a.soldOut = inventory.NewSoldOut(stock, a.log)
+	// Only the buy path batches: a flash sale's burst is where round trips
+	// add up. Two round trips in flight: Redis runs one batch while the
+	// next one's request and the last one's reply travel.
+	a.reserver = inventory.NewBatchedStock(stock, cfg.ReserveBatch, 2)
 	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
 		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }})
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
-	a.orders = order.NewService(a.store, stock, inventory.NewCatalog(saleStore), a.soldOut, order.Config{
+	a.orders = order.NewService(a.store, a.reserver, inventory.NewCatalog(saleStore), a.soldOut, order.Config{
 		PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
 	a.expirer = order.NewExpirer(a.store, stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
 	a.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
@@ -259,6 +264,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg, bgCtx := errgroup.WithContext(bgCtx)
 	bg.Go(func() error { return a.store.Run(bgCtx) })
 	bg.Go(func() error { return a.soldOut.Run(bgCtx) })
+	bg.Go(func() error { return a.reserver.Run(bgCtx) })
 	if a.cfg.RelayEnabled {
 		bg.Go(func() error { return a.RunRelay(bgCtx) })
 	}

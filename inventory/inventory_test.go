@@ -20,6 +20,8 @@ type fixture struct {
 	stock  *inventory.Stock
 	locker *lease.Locker
 	svc    *inventory.Service
+	node1  *redis.Client // the stock's client
+	prefix string        // of every Redis key
 }
 
 // noOrders answers that no reservation ever became an order.
@@ -29,7 +31,7 @@ func (noOrders) ExistingOrders(context.Context, []inventory.BuyerKey) (map[inven
 	return nil, nil
 }
 
-func newFixture(t *testing.T, leaseTTL, grace time.Duration, orders inventory.OrderLookup) fixture {
+func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.OrderLookup) fixture {
 	t.Helper()
 	cfg := testenv.Config(t, 2)
 	pools := testenv.Pools(t, cfg)
@@ -37,14 +39,14 @@ func newFixture(t *testing.T, leaseTTL, grace time.Duration, orders inventory.Or
 	for i := range cfg.RedisAddrs {
 		nodes = append(nodes, testenv.Redis(t, cfg, i))
 	}
-	f := fixture{sales: inventory.NewSaleStore(pools[0])}
+	f := fixture{sales: inventory.NewSaleStore(pools[0]), node1: nodes[0], prefix: cfg.RedisPrefix}
 	f.stock = inventory.NewStock(nodes[0], cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
 	f.locker = lease.NewLocker(nodes, cfg.RedisPrefix, leaseTTL, f.sales.NextToken)
 	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, testenv.Logger(t)), f.locker, orders, grace, testenv.Logger(t))
 	return f
 }
 
-func (f fixture) newSale(t *testing.T, stock int) inventory.SaleView {
+func (f fixture) newSale(t testing.TB, stock int) inventory.SaleView {
 	t.Helper()
 	now := time.Now().UTC()
 	v, err := f.svc.CreateSale(context.Background(), inventory.NewSale{SKU: "S", Title: "T", PriceCents: 100, Currency: "EUR",

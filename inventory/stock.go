@@ -95,16 +95,27 @@ func (s *Stock) claimKey(id SaleID, buyer, key string) string {
 // limits, the idempotency claim, the sale window, the buyer's limit and the
 // stock, and takes the units when all allow it.
 func (s *Stock) Reserve(ctx context.Context, r Reservation) (Reserved, error) {
-	sk := s.saleKey(r.Sale)
-	keys := []string{sk, sk + ":buyers", sk + ":res", s.claimKey(r.Sale, r.Buyer, r.Key),
-		sk + ":rl:u:" + r.Buyer, sk + ":rl:ip:" + r.ClientIP}
-	l := s.limits
-	res, err := s.reserve.Run(ctx, s.rdb, keys, r.Qty.Int(), r.Fingerprint, r.Buyer, field(r.Buyer, r.Key),
-		l.UserRate, l.UserBurst, l.IPRate, l.IPBurst, int(ClaimTTL/time.Second)).Int64Slice()
+	keys, args := s.reserveArgs([]Reservation{r})
+	res, err := s.reserve.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return Reserved{}, fmt.Errorf("inventory: reserve: %w", err)
 	}
 	return reserveOutcome(res)
+}
+
+// reserveArgs are the script's keys and arguments for rs, reservations of
+// one sale (the keys of one call must share its hash tag).
+func (s *Stock) reserveArgs(rs []Reservation) (keys []string, args []any) {
+	l := s.limits
+	keys = make([]string, 0, 6*len(rs))
+	args = append(make([]any, 0, 5+4*len(rs)), l.UserRate, l.UserBurst, l.IPRate, l.IPBurst, int(ClaimTTL/time.Second))
+	for _, r := range rs {
+		sk := s.saleKey(r.Sale)
+		keys = append(keys, sk, sk+":buyers", sk+":res", s.claimKey(r.Sale, r.Buyer, r.Key),
+			sk+":rl:u:"+r.Buyer, sk+":rl:ip:"+r.ClientIP)
+		args = append(args, r.Qty.Int(), r.Fingerprint, r.Buyer, field(r.Buyer, r.Key))
+	}
+	return keys, args
 }
 
 func reserveOutcome(res []int64) (Reserved, error) {

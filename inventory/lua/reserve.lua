@@ -1,16 +1,21 @@
--- Reserves units of one sale for one buyer in a single atomic step: rate
--- limits, idempotency claim, sale window, per-buyer limit and stock are all
--- checked before anything is decremented.
+-- Reserves units of one sale for one or more buyers: each reservation is
+-- one atomic step in which rate limits, idempotency claim, sale window,
+-- per-buyer limit and stock are all checked before anything is
+-- decremented. Several reservations of the sale go through one call, in
+-- order, as if each had been a call of its own: a batch saves the round
+-- trips, not a check.
 --
--- KEYS (all hash-tagged by sale, so the script is Redis Cluster-safe):
+-- KEYS, six per reservation, all hash-tagged by the sale (so the script is
+-- Redis Cluster-safe); for reservation i (from 0) at 6*i +
 --   1 sale hash (stock, total, starts, ends, limit, fence)
 --   2 buyers hash (buyer -> units held)
 --   3 reservations hash (buyer NUL key -> "qty:reserved_ms[:c]")
 --   4 idempotency claim (string: request fingerprint)
 --   5 buyer rate-limit cell    6 client-IP rate-limit cell
--- ARGV: 1 qty  2 fingerprint  3 buyer  4 reservation field
---       5 buyer rate/s  6 buyer burst  7 IP rate/s  8 IP burst  9 claim TTL s
--- Returns {code, a, b}:
+-- ARGV: 1 buyer rate/s  2 buyer burst  3 IP rate/s  4 IP burst  5 claim TTL s,
+--   then four per reservation, at 5 + 4*i +
+--   1 qty  2 fingerprint  3 buyer  4 reservation field
+-- Returns {code, a, b} per reservation, concatenated:
 --   0 reserved: a = reserved at (ms), b = stock left
 --   1 sold out: a = stock left       2 limit reached     3 not active
 --   4 no such sale (not warmed)      5 rate limited: a = retry after ms, b = 1 buyer / 2 IP
@@ -18,6 +23,9 @@
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now_us / 1000)
+local u_rate, u_burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local i_rate, i_burst = tonumber(ARGV[3]), tonumber(ARGV[4])
+local claim_ttl = tonumber(ARGV[5])
 
 -- GCRA: the theoretical arrival time must not run further ahead of now
 -- than the burst allows. Both cells are checked before either is charged.
@@ -30,31 +38,43 @@ local function gcra(key, rate, burst)
   if now_us < allow_at then return nil, allow_at - now_us end
   return new_tat, 0
 end
-local u_tat, u_wait = gcra(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
-if not u_tat then return {5, math.ceil(u_wait / 1000), 1} end
-local i_tat, i_wait = gcra(KEYS[6], tonumber(ARGV[7]), tonumber(ARGV[8]))
-if not i_tat then return {5, math.ceil(i_wait / 1000), 2} end
-redis.call('SET', KEYS[5], string.format('%d', u_tat), 'PX', math.ceil((u_tat - now_us) / 1000) + 1)
-redis.call('SET', KEYS[6], string.format('%d', i_tat), 'PX', math.ceil((i_tat - now_us) / 1000) + 1)
 
-local claim = redis.call('GET', KEYS[4])
-if claim then
-  if claim == ARGV[2] then return {6, 0, 0} end
-  return {7, 0, 0}
+local function reserve(k, qty, fingerprint, buyer, fld)
+  local u_tat, u_wait = gcra(KEYS[k + 5], u_rate, u_burst)
+  if not u_tat then return 5, math.ceil(u_wait / 1000), 1 end
+  local i_tat, i_wait = gcra(KEYS[k + 6], i_rate, i_burst)
+  if not i_tat then return 5, math.ceil(i_wait / 1000), 2 end
+  redis.call('SET', KEYS[k + 5], string.format('%d', u_tat), 'PX', math.ceil((u_tat - now_us) / 1000) + 1)
+  redis.call('SET', KEYS[k + 6], string.format('%d', i_tat), 'PX', math.ceil((i_tat - now_us) / 1000) + 1)
+
+  local claim = redis.call('GET', KEYS[k + 4])
+  if claim then
+    if claim == fingerprint then return 6, 0, 0 end
+    return 7, 0, 0
+  end
+  if redis.call('HEXISTS', KEYS[k + 3], fld) == 1 then return 6, 0, 0 end
+
+  local sale = redis.call('HMGET', KEYS[k + 1], 'stock', 'starts', 'ends', 'limit')
+  if not sale[1] then return 4, 0, 0 end
+  local stock = tonumber(sale[1])
+  if now_ms < tonumber(sale[2]) or now_ms >= tonumber(sale[3]) then return 3, stock, 0 end
+  local held = tonumber(redis.call('HGET', KEYS[k + 2], buyer) or '0')
+  if held + qty > tonumber(sale[4]) then return 2, stock, 0 end
+  if stock < qty then return 1, stock, 0 end
+
+  stock = redis.call('HINCRBY', KEYS[k + 1], 'stock', -qty)
+  redis.call('HINCRBY', KEYS[k + 2], buyer, qty)
+  redis.call('HSET', KEYS[k + 3], fld, qty .. ':' .. now_ms)
+  redis.call('SET', KEYS[k + 4], fingerprint, 'EX', claim_ttl)
+  return 0, now_ms, stock
 end
-if redis.call('HEXISTS', KEYS[3], ARGV[4]) == 1 then return {6, 0, 0} end
 
-local sale = redis.call('HMGET', KEYS[1], 'stock', 'starts', 'ends', 'limit')
-if not sale[1] then return {4, 0, 0} end
-local stock = tonumber(sale[1])
-if now_ms < tonumber(sale[2]) or now_ms >= tonumber(sale[3]) then return {3, stock, 0} end
-local qty = tonumber(ARGV[1])
-local held = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
-if held + qty > tonumber(sale[4]) then return {2, stock, 0} end
-if stock < qty then return {1, stock, 0} end
-
-stock = redis.call('HINCRBY', KEYS[1], 'stock', -qty)
-redis.call('HINCRBY', KEYS[2], ARGV[3], qty)
-redis.call('HSET', KEYS[3], ARGV[4], qty .. ':' .. now_ms)
-redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[9]))
-return {0, now_ms, stock}
+local out = {}
+for i = 0, #KEYS / 6 - 1 do
+  local a = 5 + 4 * i
+  local code, x, y = reserve(6 * i, tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+  out[3 * i + 1] = code
+  out[3 * i + 2] = x
+  out[3 * i + 3] = y
+end
+return out
