@@ -152,7 +152,7 @@ while read -r name _ _ _ pid; do
 done < <(scripts/stack.sh status 2>/dev/null | sed -n 's/^\([a-z0-9]*\) *up *[^ ]* *\(pid\) \([0-9]*\)$/\1 x x x \3/p')
 [[ -n "${FLASHSALE_CONSUMER_GROUP_PREFIX:-}" ]] && ARGS+=(--ledger-group "$FLASHSALE_CONSUMER_GROUP_PREFIX-inventory")
 [[ "$CEILINGS" == 1 ]] && ARGS+=(--ceilings)
-KAFKA_VERSION="$(ls .stack/kafka/libs 2>/dev/null | sed -n 's/^kafka-clients-\(.*\)\.jar$/\1/p' | head -n1)"
+KAFKA_VERSION="$(ls .stack/kafka/libs 2>/dev/null | sed -n 's/^kafka-clients-\(.*\)\.jar$/\1/p' | head -n1 || true)"
 [[ -n "$KAFKA_VERSION" ]] && ARGS+=(--note "kafka=$KAFKA_VERSION")
 ARGS+=(--note "stack=native, scripts/stack.sh (PostgreSQL, 3 Redis, Kafka on loopback)")
 if COMMIT="$(git rev-parse --short HEAD 2>/dev/null)"; then
