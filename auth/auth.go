@@ -2,9 +2,12 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -33,6 +36,7 @@ type Verifier struct {
 	secret []byte
 	parser *jwt.Parser
 	cache  cache
+	macs   sync.Pool // of HMAC-SHA256 keyed with secret: keying one costs two hash blocks
 	now    func() time.Time
 }
 
@@ -42,6 +46,7 @@ const leeway = 5 * time.Second
 // NewVerifier returns a verifier for secret.
 func NewVerifier(secret string) *Verifier {
 	v := &Verifier{secret: []byte(secret), now: time.Now}
+	v.macs.New = func() any { return hmac.New(sha256.New, v.secret) }
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -53,13 +58,17 @@ func NewVerifier(secret string) *Verifier {
 
 // Verify returns the claims of a valid token. A buyer presses "buy" again
 // and again with one token, and parsing it is half the cost of a sold-out
-// answer, so verified tokens are remembered until they expire.
+// answer, so verified tokens are remembered until they expire; a new one
+// takes the reflection-free path when it has the canonical shape.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	now := v.now()
 	if c, ok := v.cache.get(token, now); ok {
 		return c, nil
 	}
-	c, exp, err := v.parse(token)
+	c, exp, decided, err := v.fastParse(token, now)
+	if !decided {
+		c, exp, err = v.parse(token)
+	}
 	if err != nil {
 		return Claims{}, err
 	}
