@@ -51,7 +51,7 @@ func (c *cache) put(token string, claims Claims, expires time.Time) {
 	s := &c.shards[c.shard(token)]
 	s.mu.Lock()
 	if s.m == nil || len(s.m) >= cacheShardSize {
-		s.m = make(map[string]entry, 64)
+		s.m = make(map[string]entry, cacheShardSize) // full size at once: growing it rehashed on the hot path
 	}
 	s.m[token] = entry{claims: claims, expires: expires}
 	s.mu.Unlock()
