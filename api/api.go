@@ -5,6 +5,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +15,11 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -56,6 +61,8 @@ type handler struct {
 	Deps
 	userPolicy string
 	ipPolicy   string
+	reqPrefix  string        // this instance's request ids: host/random-
+	reqSeq     atomic.Uint64 // and a counter
 }
 
 // NewHandler returns the API's router.
@@ -65,7 +72,8 @@ func NewHandler(d Deps) http.Handler {
 		ipPolicy:   fmt.Sprintf(`"ip";q=%d;w=1`, d.Limits.IPRate),
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, h.recoverer, h.limitBody)
+	h.reqPrefix = requestIDPrefix()
+	r.Use(h.requestID, h.recoverer, h.limitBody)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, kNotFound, "no such route", r.URL.Path) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}, r.Method+" is not allowed here", r.URL.Path)
@@ -74,22 +82,22 @@ func NewHandler(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", h.ready)
-	r.Route("/v1", func(r chi.Router) {
-		r.With(h.limitIP).Get("/sales/{id}", h.getSale)
+	// One routing tree, no mounted sub-router: a mount is a second route
+	// lookup on every request, the sold-out answers included.
+	r.With(h.limitIP).Get("/v1/sales/{id}", h.getSale)
+	r.Group(func(r chi.Router) {
+		r.Use(h.authenticate)
+		// The buy path's rate limits run inside the reservation script.
+		r.Post("/v1/orders", h.placeOrder)
+		r.With(h.limitBuyer).Get("/v1/orders", h.listOrders)
+		r.With(h.limitBuyer).Get("/v1/orders/{id}", h.getOrder)
+		r.With(h.limitBuyer).Post("/v1/orders/{id}/pay", h.payOrder)
+		r.With(h.limitBuyer).Post("/v1/orders/{id}/cancel", h.cancelOrder)
 		r.Group(func(r chi.Router) {
-			r.Use(h.authenticate)
-			// The buy path's rate limits run inside the reservation script.
-			r.Post("/orders", h.placeOrder)
-			r.With(h.limitBuyer).Get("/orders", h.listOrders)
-			r.With(h.limitBuyer).Get("/orders/{id}", h.getOrder)
-			r.With(h.limitBuyer).Post("/orders/{id}/pay", h.payOrder)
-			r.With(h.limitBuyer).Post("/orders/{id}/cancel", h.cancelOrder)
-			r.Route("/admin", func(r chi.Router) {
-				r.Use(h.requireAdmin)
-				r.Post("/sales", h.createSale)
-				r.Post("/sales/{id}/restock", h.restock)
-				r.Post("/sales/{id}/reconcile", h.reconcile)
-			})
+			r.Use(h.requireAdmin)
+			r.Post("/v1/admin/sales", h.createSale)
+			r.Post("/v1/admin/sales/{id}/restock", h.restock)
+			r.Post("/v1/admin/sales/{id}/reconcile", h.reconcile)
 		})
 	})
 	return r
@@ -100,6 +108,31 @@ type ctxKey int
 const claimsKey ctxKey = 1
 
 func requestID(r *http.Request) string { return middleware.GetReqID(r.Context()) }
+
+// requestID gives each request an id, as chi's middleware.RequestID does
+// (the client's X-Request-Id, else this instance's prefix and a counter),
+// without chi's fmt.Sprintf on every request of a flash sale.
+func (h *handler) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(middleware.RequestIDHeader)
+		if id == "" {
+			id = h.reqPrefix + strconv.FormatUint(h.reqSeq.Add(1), 10)
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
+}
+
+// requestIDPrefix is host/random-, unique enough to tell instances apart
+// in merged logs.
+func requestIDPrefix() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return host + "/" + base64.RawURLEncoding.EncodeToString(b[:]) + "-"
+}
 
 func (h *handler) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
