@@ -177,7 +177,12 @@ func (r *Relay) fetch(ctx context.Context, g *group, hs []*held) ([][]row, error
 
 func scanRow(cr pgx.CollectableRow) (row, error) {
 	var x row
-	err := cr.Scan(&x.id, &x.eventID, &x.aggregateID, &x.eventType, &x.payload, &x.createdAt)
+	// The payload is read as bytes: into a json.RawMessage pgx would run
+	// json.Unmarshal over every event's jsonb, which PostgreSQL has already
+	// validated and the envelope's encoding checks once more.
+	var payload []byte
+	err := cr.Scan(&x.id, &x.eventID, &x.aggregateID, &x.eventType, &payload, &x.createdAt)
+	x.payload = payload
 	return x, err
 }
 
