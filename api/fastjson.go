@@ -1,5 +1,7 @@
 package api
 
+import "flashsale/internal/jsonscan"
+
 // fastPlaceBody parses the one body every buyer sends,
 // {"sale_id":"<digits>","quantity":<digits>} (either order, JSON
 // whitespace allowed), without reflection: at flash-sale rates the strict
@@ -8,16 +10,16 @@ package api
 // anything else, which then goes through the strict decoder.
 func fastPlaceBody(b []byte) (placeOrderBody, bool) {
 	var out placeOrderBody
-	p := parser{b: b}
-	if !p.byte('{') {
+	p := parser{jsonscan.Scanner{B: b}}
+	if !p.Byte('{') {
 		return out, false
 	}
 	for i := 0; i < 2; i++ {
-		if i == 1 && !p.byte(',') {
+		if i == 1 && !p.Byte(',') {
 			return out, false
 		}
 		key, ok := p.digitsOrKey(true)
-		if !ok || !p.byte(':') {
+		if !ok || !p.Byte(':') {
 			return out, false
 		}
 		switch {
@@ -41,59 +43,35 @@ func fastPlaceBody(b []byte) (placeOrderBody, bool) {
 			return out, false
 		}
 	}
-	return out, p.byte('}') && p.end()
+	return out, p.Byte('}') && p.End()
 }
 
-type parser struct {
-	b []byte
-	i int
-}
-
-func (p *parser) space() {
-	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
-		p.i++
-	}
-}
-
-// byte consumes c after optional whitespace.
-func (p *parser) byte(c byte) bool {
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-func (p *parser) end() bool {
-	p.space()
-	return p.i == len(p.b)
-}
+type parser struct{ jsonscan.Scanner }
 
 // digitsOrKey reads a quoted string of letters, digits and '_' (quoted),
 // or a bare run of digits (!quoted).
 func (p *parser) digitsOrKey(quoted bool) (string, bool) {
-	if quoted && !p.byte('"') {
+	if quoted && !p.Byte('"') {
 		return "", false
 	}
 	if !quoted {
-		p.space()
+		p.Space()
 	}
-	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
+	start := p.I
+	for p.I < len(p.B) {
+		c := p.B[p.I]
 		if c >= '0' && c <= '9' || quoted && (c >= 'a' && c <= 'z' || c == '_') {
-			p.i++
+			p.I++
 			continue
 		}
 		break
 	}
-	v := string(p.b[start:p.i])
-	if v == "" || quoted && (p.i >= len(p.b) || p.b[p.i] != '"') {
+	v := string(p.B[start:p.I])
+	if v == "" || quoted && (p.I >= len(p.B) || p.B[p.I] != '"') {
 		return "", false
 	}
 	if quoted {
-		p.i++
+		p.I++
 	}
 	return v, true
 }

@@ -8,6 +8,8 @@ import (
 	"hash"
 	"strings"
 	"time"
+
+	"flashsale/internal/jsonscan"
 )
 
 // Headers of the canonical shape, base64url: golang-jwt's own and the
@@ -93,22 +95,22 @@ func (fc fastClaims) validate(now time.Time) (Claims, time.Time, bool, error) {
 // digits (exact in the float golang-jwt reads them into). Anything else,
 // ok false.
 func scanClaims(b []byte) (fc fastClaims, ok bool) {
-	s := scanner{b: b}
-	if !s.byte('{') {
+	s := scanner{jsonscan.Scanner{B: b}}
+	if !s.Byte('{') {
 		return fc, false
 	}
-	if s.byte('}') {
-		return fc, s.end()
+	if s.Byte('}') {
+		return fc, s.End()
 	}
 	for {
 		key, ok := s.str()
-		if !ok || !s.byte(':') || !fc.field(&s, key) {
+		if !ok || !s.Byte(':') || !fc.field(&s, key) {
 			return fc, false
 		}
-		if s.byte('}') {
-			return fc, s.end()
+		if s.Byte('}') {
+			return fc, s.End()
 		}
-		if !s.byte(',') {
+		if !s.Byte(',') {
 			return fc, false
 		}
 	}
@@ -137,67 +139,43 @@ func (fc *fastClaims) field(s *scanner, key string) bool {
 	return ok
 }
 
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) space() {
-	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
-		s.i++
-	}
-}
-
-// byte consumes c after optional whitespace.
-func (s *scanner) byte(c byte) bool {
-	s.space()
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-func (s *scanner) end() bool {
-	s.space()
-	return s.i == len(s.b)
-}
+type scanner struct{ jsonscan.Scanner }
 
 // str reads a string of printable ASCII without escapes: anything else
 // (an escape, a control character, UTF-8 that encoding/json would have to
 // check or replace) is left to the library.
 func (s *scanner) str() (string, bool) {
-	if !s.byte('"') {
+	if !s.Byte('"') {
 		return "", false
 	}
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
+	start := s.I
+	for s.I < len(s.B) {
+		c := s.B[s.I]
 		if c == '"' {
-			s.i++
-			return string(s.b[start : s.i-1]), true
+			s.I++
+			return string(s.B[start : s.I-1]), true
 		}
 		if c < 0x20 || c > 0x7e || c == '\\' {
 			return "", false
 		}
-		s.i++
+		s.I++
 	}
 	return "", false
 }
 
 // int reads a non-negative JSON integer of at most 15 digits.
 func (s *scanner) int() (int64, bool) {
-	s.space()
-	start, n := s.i, int64(0)
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		n = n*10 + int64(s.b[s.i]-'0')
-		s.i++
+	s.Space()
+	start, n := s.I, int64(0)
+	for s.I < len(s.B) && s.B[s.I] >= '0' && s.B[s.I] <= '9' {
+		n = n*10 + int64(s.B[s.I]-'0')
+		s.I++
 	}
-	digits := s.i - start
-	if digits == 0 || digits > 15 || digits > 1 && s.b[start] == '0' {
+	digits := s.I - start
+	if digits == 0 || digits > 15 || digits > 1 && s.B[start] == '0' {
 		return 0, false
 	}
-	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+	if s.I < len(s.B) && (s.B[s.I] == '.' || s.B[s.I] == 'e' || s.B[s.I] == 'E') {
 		return 0, false
 	}
 	return n, true
@@ -205,11 +183,11 @@ func (s *scanner) int() (int64, bool) {
 
 // strings reads an array of strings as str reads them.
 func (s *scanner) strings() ([]string, bool) {
-	if !s.byte('[') {
+	if !s.Byte('[') {
 		return nil, false
 	}
 	out := []string{}
-	if s.byte(']') {
+	if s.Byte(']') {
 		return out, true
 	}
 	for {
@@ -218,10 +196,10 @@ func (s *scanner) strings() ([]string, bool) {
 			return nil, false
 		}
 		out = append(out, v)
-		if s.byte(']') {
+		if s.Byte(']') {
 			return out, true
 		}
-		if !s.byte(',') {
+		if !s.Byte(',') {
 			return nil, false
 		}
 	}
