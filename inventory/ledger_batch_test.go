@@ -1,14 +1,12 @@
 package inventory_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -110,7 +108,7 @@ func TestLedgerBatchMatchesOneByOne(t *testing.T) {
 // counts, and each other one is logged as ignored.
 func TestLedgerBatchCountsARepeatedTransitionOnce(t *testing.T) {
 	f := newLedgerFixture(t)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	ledger := inventory.NewLedger(f.db, f.cancel, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := context.Background()
 	sale, x, y := f.sale(t, 100), testenv.NextOrderID(), testenv.NextOrderID()
@@ -161,24 +159,6 @@ func count[T comparable](s []T, v T) (n int) {
 
 func sameSet(a, b []string) bool {
 	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestLedgerBatchFailsLikeHandle puts each event Handle refuses in a batch

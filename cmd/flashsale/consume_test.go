@@ -79,7 +79,7 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"consume", "notify"}, func(k string) string { return env[k] }, &logs, &logs)
@@ -109,21 +109,4 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 	if len(got) != 1 || !strings.HasPrefix(got[0], id+" ") {
 		t.Fatalf("webhooks %q", got)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
