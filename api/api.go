@@ -59,10 +59,11 @@ type Deps struct {
 
 type handler struct {
 	Deps
-	userPolicy string
-	ipPolicy   string
-	reqPrefix  string        // this instance's request ids: host/random-
-	reqSeq     atomic.Uint64 // and a counter
+	userPolicy       string
+	userPolicyHeader []string // userPolicy as a header value, never modified
+	ipPolicy         string
+	reqPrefix        string        // this instance's request ids: host/random-
+	reqSeq           atomic.Uint64 // and a counter
 }
 
 // NewHandler returns the API's router.
@@ -71,6 +72,7 @@ func NewHandler(d Deps) http.Handler {
 		userPolicy: fmt.Sprintf(`"buyer";q=%d;w=1`, d.Limits.UserRate),
 		ipPolicy:   fmt.Sprintf(`"ip";q=%d;w=1`, d.Limits.IPRate),
 	}
+	h.userPolicyHeader = []string{h.userPolicy}
 	r := chi.NewRouter()
 	h.reqPrefix = requestIDPrefix()
 	r.Use(h.requestID, h.recoverer, h.limitBody)

@@ -76,7 +76,7 @@ func (h *handler) parsePlace(r *http.Request) (order.PlaceRequest, error) {
 // placeOrder is the buy path. Only a 201 is ever replayed for a key: a
 // refusal stores nothing, so a retry is judged afresh.
 func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("RateLimit-Policy", h.userPolicy)
+	w.Header()["Ratelimit-Policy"] = h.userPolicyHeader // canonical key, shared value: no copy per request
 	req, err := h.parsePlace(r)
 	if err != nil {
 		h.writeError(w, r, err)

@@ -61,8 +61,8 @@ func NewVerifier(secret string) *Verifier {
 // answer, so verified tokens are remembered until they expire; a new one
 // takes the reflection-free path when it has the canonical shape.
 func (v *Verifier) Verify(token string) (Claims, error) {
-	now := v.now()
-	if c, ok := v.cache.get(token, now); ok {
+	now, h := v.now(), v.cache.hash(token)
+	if c, ok := v.cache.get(token, h, now); ok {
 		return c, nil
 	}
 	c, exp, decided, err := v.fastParse(token, now)
@@ -72,7 +72,7 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	v.cache.put(token, c, exp.Add(leeway))
+	v.cache.put(token, h, c, exp.Add(leeway))
 	return c, nil
 }
 

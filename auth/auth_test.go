@@ -39,7 +39,8 @@ func TestCacheStaysBounded(t *testing.T) {
 	v := NewVerifier("0123456789abcdef0123")
 	now := time.Now()
 	for i := range cacheShards * cacheShardSize * 2 {
-		v.cache.put(string(rune(i))+"token", Claims{Subject: "x"}, now.Add(time.Hour))
+		tok := string(rune(i)) + "token"
+		v.cache.put(tok, v.cache.hash(tok), Claims{Subject: "x"}, now.Add(time.Hour))
 	}
 	total := 0
 	for i := range v.cache.shards {
@@ -47,5 +48,19 @@ func TestCacheStaysBounded(t *testing.T) {
 	}
 	if total > cacheShards*cacheShardSize {
 		t.Fatalf("%d cached tokens, bound is %d", total, cacheShards*cacheShardSize)
+	}
+}
+
+// TestCacheHitNeedsTheWholeToken stores a token and asks for another under
+// the same hash, as a collision would: only the stored token hits.
+func TestCacheHitNeedsTheWholeToken(t *testing.T) {
+	var c cache
+	now := time.Now()
+	c.put("token-a", 42, Claims{Subject: "alice", Admin: true}, now.Add(time.Hour))
+	if got, ok := c.get("token-b", 42, now); ok {
+		t.Fatalf("another token with the same hash hit the cache: %+v", got)
+	}
+	if got, ok := c.get("token-a", 42, now); !ok || got.Subject != "alice" {
+		t.Fatalf("the stored token missed: %+v %v", got, ok)
 	}
 }
