@@ -133,3 +133,27 @@ func TestOptionsFlagsWinOverTheEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryFlatJudgesTheLastThirdAgainstTheMiddle feeds memoryFlat a
+// warm-up then a garbage collector's sawtooth (flat), the same with a
+// steady climb (a leak), and a run too short to judge.
+func TestMemoryFlatJudgesTheLastThirdAgainstTheMiddle(t *testing.T) {
+	series := func(seconds int, rss func(s int) float64) []ProcPoint {
+		var out []ProcPoint
+		for s := 1; s <= seconds; s++ {
+			out = append(out, ProcPoint{T: float64(s), RSSMB: rss(s)})
+		}
+		return out
+	}
+	warmSaw := func(s int) float64 { return min(120, 40+4*float64(s)) + float64(s%5)*3 }
+	leak := func(s int) float64 { return warmSaw(s) + 1.5*float64(s) }
+	if met, text := memoryFlat(series(90, warmSaw)); met == nil || !*met {
+		t.Errorf("warm-up and sawtooth judged %v: %s", met, text)
+	}
+	if met, text := memoryFlat(series(90, leak)); met == nil || *met {
+		t.Errorf("a climb of 1.5 MB/s judged %v: %s", met, text)
+	}
+	if met, text := memoryFlat(series(30, warmSaw)); met != nil || !strings.Contains(text, "not judged") {
+		t.Errorf("30 s judged %v: %s", met, text)
+	}
+}
