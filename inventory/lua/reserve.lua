@@ -39,6 +39,17 @@ local function gcra(key, rate, burst)
   return new_tat, 0
 end
 
+-- The sale's fields, read once per call: the reservations of a call are
+-- for one sale, and nothing else runs while the script does, so only this
+-- script's own decrements change them meanwhile.
+local sale_key, sale_fields
+local function sale_of(key)
+  if key ~= sale_key then
+    sale_key, sale_fields = key, redis.call('HMGET', key, 'stock', 'starts', 'ends', 'limit')
+  end
+  return sale_fields
+end
+
 local function reserve(k, qty, fingerprint, buyer, fld)
   local u_tat, u_wait = gcra(KEYS[k + 5], u_rate, u_burst)
   if not u_tat then return 5, math.ceil(u_wait / 1000), 1 end
@@ -54,7 +65,7 @@ local function reserve(k, qty, fingerprint, buyer, fld)
   end
   if redis.call('HEXISTS', KEYS[k + 3], fld) == 1 then return 6, 0, 0 end
 
-  local sale = redis.call('HMGET', KEYS[k + 1], 'stock', 'starts', 'ends', 'limit')
+  local sale = sale_of(KEYS[k + 1])
   if not sale[1] then return 4, 0, 0 end
   local stock = tonumber(sale[1])
   if now_ms < tonumber(sale[2]) or now_ms >= tonumber(sale[3]) then return 3, stock, 0 end
@@ -63,6 +74,7 @@ local function reserve(k, qty, fingerprint, buyer, fld)
   if stock < qty then return 1, stock, 0 end
 
   stock = redis.call('HINCRBY', KEYS[k + 1], 'stock', -qty)
+  sale[1] = stock
   redis.call('HINCRBY', KEYS[k + 2], buyer, qty)
   redis.call('HSET', KEYS[k + 3], fld, qty .. ':' .. now_ms)
   redis.call('SET', KEYS[k + 4], fingerprint, 'EX', claim_ttl)
