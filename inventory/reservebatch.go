@@ -2,8 +2,8 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -105,4 +105,8 @@ func (g *saleGroup) settle(res []int64, err error, out []batch.Result[Reserved])
 	}
 }
 
-func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
+// isNoScript is go-redis's own test for a lost script (Script.Run's): the
+// normalized error, or the server's, wrapped or not.
+func isNoScript(err error) bool {
+	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
+}
