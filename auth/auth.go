@@ -2,8 +2,6 @@
 package auth
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,7 +34,7 @@ type Verifier struct {
 	secret []byte
 	parser *jwt.Parser
 	cache  cache
-	macs   sync.Pool // of HMAC-SHA256 keyed with secret: keying one costs two hash blocks
+	macs   sync.Pool // of *macState keyed with secret: keying an HMAC costs two hash blocks
 	now    func() time.Time
 }
 
@@ -46,7 +44,7 @@ const leeway = 5 * time.Second
 // NewVerifier returns a verifier for secret.
 func NewVerifier(secret string) *Verifier {
 	v := &Verifier{secret: []byte(secret), now: time.Now}
-	v.macs.New = func() any { return hmac.New(sha256.New, v.secret) }
+	v.macs.New = func() any { return newMACState(v.secret) }
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),

@@ -35,20 +35,20 @@ func (v *Verifier) fastParse(token string, now time.Time) (c Claims, exp time.Ti
 	if !found || header != headerJWT && header != headerHS256 || strings.IndexByte(sig, '.') >= 0 {
 		return c, exp, false, nil
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	var mac [sha256.Size + 3]byte // room for any 43- or 44-character signature
+	if base64.RawURLEncoding.DecodedLen(len(sig)) > len(mac) {
+		return c, exp, false, nil
+	}
+	n, err := base64.RawURLEncoding.Decode(mac[:], []byte(sig))
 	if err != nil {
 		return c, exp, false, nil
 	}
-	h := v.macs.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(token[:len(header)+1+len(payload)]))
-	var sum [sha256.Size]byte
-	valid := hmac.Equal(h.Sum(sum[:0]), mac)
-	v.macs.Put(h)
-	if !valid {
+	m := v.macs.Get().(*macState)
+	defer v.macs.Put(m)
+	if !m.valid(token[:len(header)+1+len(payload)], mac[:n]) {
 		return c, exp, true, fmt.Errorf("%w: signature is invalid", ErrUnauthorized)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	raw, err := m.decode(payload)
 	if err != nil {
 		return c, exp, false, nil
 	}
@@ -57,6 +57,32 @@ func (v *Verifier) fastParse(token string, now time.Time) (c Claims, exp time.Ti
 		return c, exp, false, nil
 	}
 	return fc.validate(now)
+}
+
+// macState is one pooled HMAC with the buffers a verification needs, so
+// that a new token costs no allocation but its claims' strings.
+type macState struct {
+	h   hash.Hash
+	buf []byte // the signed part, copied: hash.Hash.Write takes bytes
+	raw []byte // the decoded claims; scanClaims copies what it keeps
+	sum [sha256.Size]byte
+}
+
+func newMACState(secret []byte) *macState { return &macState{h: hmac.New(sha256.New, secret)} }
+
+// valid says whether mac is the HMAC of signed, in constant time.
+func (m *macState) valid(signed string, mac []byte) bool {
+	m.buf = append(m.buf[:0], signed...)
+	m.h.Reset()
+	m.h.Write(m.buf)
+	return hmac.Equal(m.h.Sum(m.sum[:0]), mac)
+}
+
+// decode decodes a base64url segment into m.raw, valid until m is reused.
+func (m *macState) decode(seg string) ([]byte, error) {
+	var err error
+	m.raw, err = base64.RawURLEncoding.AppendDecode(m.raw[:0], []byte(seg))
+	return m.raw, err
 }
 
 // fastClaims are the claims scanClaims read.
@@ -103,7 +129,7 @@ func scanClaims(b []byte) (fc fastClaims, ok bool) {
 		return fc, s.End()
 	}
 	for {
-		key, ok := s.str()
+		key, ok := s.raw()
 		if !ok || !s.Byte(':') || !fc.field(&s, key) {
 			return fc, false
 		}
@@ -117,22 +143,22 @@ func scanClaims(b []byte) (fc fastClaims, ok bool) {
 }
 
 // field reads the value of key into fc, once per key.
-func (fc *fastClaims) field(s *scanner, key string) bool {
+func (fc *fastClaims) field(s *scanner, key []byte) bool {
 	var ok bool
-	switch {
-	case key == "sub" && !fc.hasSub:
+	switch k := string(key); { // compared, never kept: no allocation
+	case k == "sub" && !fc.hasSub:
 		fc.sub, ok = s.str()
 		fc.hasSub = true
-	case key == "exp" && !fc.hasExp:
+	case k == "exp" && !fc.hasExp:
 		fc.exp, ok = s.int()
 		fc.hasExp = true
-	case key == "nbf" && !fc.hasNbf:
+	case k == "nbf" && !fc.hasNbf:
 		fc.nbf, ok = s.int()
 		fc.hasNbf = true
-	case key == "iat" && !fc.hasIat:
+	case k == "iat" && !fc.hasIat:
 		_, ok = s.int()
 		fc.hasIat = true
-	case key == "roles" && !fc.hasRoles:
+	case k == "roles" && !fc.hasRoles:
 		fc.roles, ok = s.strings()
 		fc.hasRoles = true
 	}
@@ -145,22 +171,28 @@ type scanner struct{ jsonscan.Scanner }
 // (an escape, a control character, UTF-8 that encoding/json would have to
 // check or replace) is left to the library.
 func (s *scanner) str() (string, bool) {
+	b, ok := s.raw()
+	return string(b), ok
+}
+
+// raw is str without the copy: the bytes between the quotes, in s.B.
+func (s *scanner) raw() ([]byte, bool) {
 	if !s.Byte('"') {
-		return "", false
+		return nil, false
 	}
 	start := s.I
 	for s.I < len(s.B) {
 		c := s.B[s.I]
 		if c == '"' {
 			s.I++
-			return string(s.B[start : s.I-1]), true
+			return s.B[start : s.I-1], true
 		}
 		if c < 0x20 || c > 0x7e || c == '\\' {
-			return "", false
+			return nil, false
 		}
 		s.I++
 	}
-	return "", false
+	return nil, false
 }
 
 // int reads a non-negative JSON integer of at most 15 digits.
