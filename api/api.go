@@ -107,20 +107,51 @@ func NewHandler(d Deps) http.Handler {
 
 type ctxKey int
 
-const claimsKey ctxKey = 1
+const stateKey ctxKey = 1
 
-func requestID(r *http.Request) string { return middleware.GetReqID(r.Context()) }
+// reqState is what the middleware learns about a request, in its context
+// once: a context value and a request copy per fact would be two
+// allocations each on every sold-out answer.
+type reqState struct {
+	id     string // the client's X-Request-Id, if it sent one
+	prefix string // else this instance's prefix
+	seq    uint64 // and number, formatted only when a log line asks
+	claims auth.Claims
+}
+
+// withState returns r's state, adding an empty one if it has none yet.
+func withState(r *http.Request) (*http.Request, *reqState) {
+	if st, ok := r.Context().Value(stateKey).(*reqState); ok {
+		return r, st
+	}
+	st := &reqState{}
+	return r.WithContext(context.WithValue(r.Context(), stateKey, st)), st
+}
+
+// requestID is r's id, as the requestID middleware gave it.
+func requestID(r *http.Request) string {
+	st, ok := r.Context().Value(stateKey).(*reqState)
+	switch {
+	case !ok:
+		return ""
+	case st.id != "":
+		return st.id
+	default:
+		return st.prefix + strconv.FormatUint(st.seq, 10)
+	}
+}
 
 // requestID gives each request an id, as chi's middleware.RequestID does
 // (the client's X-Request-Id, else this instance's prefix and a counter),
 // without chi's fmt.Sprintf on every request of a flash sale.
 func (h *handler) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(middleware.RequestIDHeader)
-		if id == "" {
-			id = h.reqPrefix + strconv.FormatUint(h.reqSeq.Add(1), 10)
+		r, st := withState(r)
+		st.id = r.Header.Get(middleware.RequestIDHeader)
+		if st.id == "" {
+			st.prefix, st.seq = h.reqPrefix, h.reqSeq.Add(1)
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -177,13 +208,18 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			writeProblem(w, kUnauthorized, "the bearer token is not valid", r.URL.Path)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey, c)))
+		r, st := withState(r)
+		st.claims = c
+		next.ServeHTTP(w, r)
 	})
 }
 
+// claims are the authenticated caller's, zero before authenticate.
 func claims(r *http.Request) auth.Claims {
-	c, _ := r.Context().Value(claimsKey).(auth.Claims)
-	return c
+	if st, ok := r.Context().Value(stateKey).(*reqState); ok {
+		return st.claims
+	}
+	return auth.Claims{}
 }
 
 func (h *handler) requireAdmin(next http.Handler) http.Handler {
@@ -197,15 +233,16 @@ func (h *handler) requireAdmin(next http.Handler) http.Handler {
 }
 
 // clientIP is the peer, or the nearest untrusted address in
-// X-Forwarded-For when the peer is a trusted proxy.
-func (h *handler) clientIP(r *http.Request) string {
+// X-Forwarded-For when the peer is a trusted proxy. A peer without an IP
+// (a unix socket) is the zero Addr: such peers share one limit.
+func (h *handler) clientIP(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
 	ip := ap.Addr().Unmap()
 	if !h.trusted(ip) {
-		return ip.String()
+		return ip
 	}
 	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -218,7 +255,7 @@ func (h *handler) clientIP(r *http.Request) string {
 			break
 		}
 	}
-	return ip.String()
+	return ip
 }
 
 func (h *handler) trusted(ip netip.Addr) bool {
@@ -232,7 +269,7 @@ func (h *handler) trusted(ip netip.Addr) bool {
 
 func (h *handler) limitIP(next http.Handler) http.Handler {
 	return h.limit(func(r *http.Request) (string, redis_rate.Limit, string) {
-		return h.KeyPrefix + ":ip:" + h.clientIP(r), redis_rate.Limit{Rate: h.Limits.IPRate, Burst: h.Limits.IPBurst, Period: time.Second}, "ip"
+		return h.KeyPrefix + ":ip:" + h.clientIP(r).String(), redis_rate.Limit{Rate: h.Limits.IPRate, Burst: h.Limits.IPBurst, Period: time.Second}, "ip"
 	}, h.ipPolicy, next)
 }
 
@@ -309,12 +346,32 @@ func readJSON(r *http.Request) ([]byte, error) {
 			return nil, fmt.Errorf("%w: send Content-Type: application/json", errMediaType)
 		}
 	}
-	b, err := io.ReadAll(r.Body)
+	b, err := readAll(r.Body, r.ContentLength)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, fmt.Errorf("%w: bodies are limited to %d bytes", errTooLarge, tooLarge.Limit)
 	}
 	return b, err
+}
+
+// readAll is io.ReadAll starting from the announced length (its 512-byte
+// first buffer was a tenth of the bytes a sold-out answer allocates); the
+// body's reader, not the announcement, bounds what is read.
+func readAll(body io.Reader, announced int64) ([]byte, error) {
+	b := make([]byte, 0, min(max(announced, 0), 4096)+1) // +1: EOF needs room to be seen
+	for {
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 func strictDecode(b []byte, v any) error {

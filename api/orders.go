@@ -43,16 +43,12 @@ func (h *handler) parsePlace(r *http.Request) (order.PlaceRequest, error) {
 	if err != nil {
 		return order.PlaceRequest{}, err
 	}
-	body, ok := fastPlaceBody(b)
+	sale, n, ok := fastPlaceBody(b)
 	if !ok {
-		// Anything but the canonical shape takes the strict decoder, which
-		// also words the error.
-		if err := strictDecode(b, &body); err != nil {
+		// Anything but the canonical shape takes the strict decoder.
+		if sale, n, err = strictPlaceBody(b); err != nil {
 			return order.PlaceRequest{}, err
 		}
-	}
-	if body.SaleID == nil || body.Quantity == nil {
-		return order.PlaceRequest{}, fmt.Errorf("%w: sale_id and quantity are required", errValidation)
 	}
 	buyer, err := order.ParseBuyerID(claims(r).Subject)
 	if err != nil {
@@ -62,15 +58,25 @@ func (h *handler) parsePlace(r *http.Request) (order.PlaceRequest, error) {
 	if err != nil {
 		return order.PlaceRequest{}, err
 	}
-	sale, err := inventory.ParseSaleID(*body.SaleID)
-	if err != nil {
-		return order.PlaceRequest{}, err
-	}
-	qty, err := inventory.NewQuantity(*body.Quantity)
+	qty, err := inventory.NewQuantity(n)
 	if err != nil {
 		return order.PlaceRequest{}, err
 	}
 	return order.PlaceRequest{Buyer: buyer, Key: key, Sale: sale, Qty: qty, ClientIP: h.clientIP(r)}, nil
+}
+
+// strictPlaceBody reads an order body with encoding/json, refusing
+// unknown fields and missing ones, and words what is wrong.
+func strictPlaceBody(b []byte) (inventory.SaleID, int64, error) {
+	var body placeOrderBody
+	if err := strictDecode(b, &body); err != nil {
+		return inventory.SaleID{}, 0, err
+	}
+	if body.SaleID == nil || body.Quantity == nil {
+		return inventory.SaleID{}, 0, fmt.Errorf("%w: sale_id and quantity are required", errValidation)
+	}
+	sale, err := inventory.ParseSaleID(*body.SaleID)
+	return sale, *body.Quantity, err
 }
 
 // placeOrder is the buy path. Only a 201 is ever replayed for a key: a

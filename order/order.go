@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -122,7 +123,7 @@ type PlaceRequest struct {
 	Key      IdemKey
 	Sale     inventory.SaleID
 	Qty      inventory.Quantity
-	ClientIP string
+	ClientIP netip.Addr // formatted only when a reservation needs it
 }
 
 // Fingerprint identifies the request's content, so that a key reused with

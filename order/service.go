@@ -106,7 +106,7 @@ func (s *Service) Place(ctx context.Context, r PlaceRequest) (Order, bool, error
 
 func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r PlaceRequest) (Order, bool, error) {
 	res, err := s.stock.Reserve(ctx, inventory.Reservation{Sale: r.Sale, Buyer: r.Buyer.String(), Key: r.Key.String(),
-		Fingerprint: r.fingerprintHex(), Qty: r.Qty, ClientIP: r.ClientIP})
+		Fingerprint: r.fingerprintHex(), Qty: r.Qty, ClientIP: r.ClientIP.String()})
 	switch {
 	case errors.Is(err, inventory.ErrSoldOut):
 		if res.StockLeft == 0 {

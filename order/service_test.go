@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,7 +104,7 @@ func request(t *testing.T, sale inventory.SaleID, buyer, key string, qty int64) 
 	if err := errors.Join(err1, err2, err3); err != nil {
 		t.Fatal(err)
 	}
-	return order.PlaceRequest{Buyer: b, Key: k, Sale: sale, Qty: q, ClientIP: "127.0.0.1"}
+	return order.PlaceRequest{Buyer: b, Key: k, Sale: sale, Qty: q, ClientIP: netip.MustParseAddr("127.0.0.1")}
 }
 
 func (r *rig) remaining(t *testing.T, sale inventory.SaleID) int {
