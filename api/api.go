@@ -347,11 +347,20 @@ func readJSON(r *http.Request) ([]byte, error) {
 		}
 	}
 	b, err := readAll(r.Body, r.ContentLength)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return b, nil
+}
+
+// bodyError words a failed body read; apart from readJSON's happy path,
+// where the error target would cost a heap allocation per request.
+func bodyError(err error) error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, fmt.Errorf("%w: bodies are limited to %d bytes", errTooLarge, tooLarge.Limit)
+		return fmt.Errorf("%w: bodies are limited to %d bytes", errTooLarge, tooLarge.Limit)
 	}
-	return b, err
+	return err
 }
 
 // readAll is io.ReadAll starting from the announced length (its 512-byte
