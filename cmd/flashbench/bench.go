@@ -571,12 +571,22 @@ func (b *bench) ceilings(ctx context.Context, rep *Report) float64 {
 		rep.Ceilings = append(rep.Ceilings, Phase{Name: "bare", Error: err.Error()})
 	} else {
 		c := b.buyClient("http://"+addr, "1")
+		watch := b.watched(Watched{Name: "bare-server", PID: pid})
 		ph := runPhase(ctx, "bare", "net/http handler answering a small JSON body to the same POST (flashbench bare-server, own process)",
-			o.HTTPConc, dur, OutOK, b.watched(Watched{Name: "bare-server", PID: pid}), httpOp(c, b.tokens.Fresh(1, 1), b.runID+"bare"))
-		c.Close()
-		stop()
+			o.HTTPConc, dur, OutOK, watch, httpOp(c, b.tokens.Fresh(1, 1), b.runID+"bare"))
 		rep.Ceilings = append(rep.Ceilings, ph)
 		b.say("ceiling bare handler: %.0f req/s", ph.PerSecond)
+		if ph.PerSecond > 0 {
+			// The latency floor of this machine near capacity, to read the
+			// service's open-model p99 against.
+			rate := o.RateFraction * ph.PerSecond
+			ph = runOpenPhase(ctx, "bare open", fmt.Sprintf("the same at %.0f/s = %.2f × its peak, open model, latency from the intended send", rate, o.RateFraction),
+				rate, o.Workers, dur, OutOK, watch, httpOp(c, b.tokens.Fresh(1, 1), b.runID+"bopen"))
+			rep.Ceilings = append(rep.Ceilings, ph)
+			b.say("bare handler at %.0f/s, open model: p99 %.2f ms", rate, ph.Latency.P99)
+		}
+		c.Close()
+		stop()
 	}
 
 	// 2. The reservation script alone.
@@ -711,6 +721,10 @@ func (b *bench) ratiosAndTargets(rep *Report, soldOutPeak float64) {
 			met, text = met && m, text+"; "+t
 		}
 		p99.Measured, p99.Met = text+"; "+flash, yes(met)
+		if bareOpen, bare := phaseByName(rep.Ceilings, "bare open"), phaseByName(rep.Ceilings, "bare"); bareOpen != nil && bare != nil {
+			_, t := openP99("for reference, the bare handler", bareOpen, bare.PerSecond)
+			p99.Measured += "; " + t
+		}
 	} else {
 		p99.Measured = flash + "; the peak was not measured (--ceilings)"
 	}

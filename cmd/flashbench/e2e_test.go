@@ -97,12 +97,18 @@ func TestBenchAgainstTheRealServiceVerifiesAndCatchesARogueOrder(t *testing.T) {
 	if rep.Lag.Relay.Count != 40 {
 		t.Errorf("relay lag measured over %d events, want 40", rep.Lag.Relay.Count)
 	}
-	if len(rep.Ceilings) != 3 || len(rep.Probes) != 4 || len(rep.Ratios) < 4 { // sold-out and orders, each closed then open
+	// The bare handler closed then open, Lua, insert; sold-out and orders, each closed then open.
+	if len(rep.Ceilings) != 4 || len(rep.Probes) != 4 || len(rep.Ratios) < 4 {
 		t.Errorf("%d ceilings, %d probes, %d ratios", len(rep.Ceilings), len(rep.Probes), len(rep.Ratios))
 	}
 	for _, ph := range append(rep.Ceilings, rep.Probes...) {
 		if ph.Error != "" || ph.PerSecond <= 0 {
 			t.Errorf("phase %s: %+v", ph.Name, ph)
+		}
+	}
+	for _, tg := range rep.Targets {
+		if strings.HasPrefix(tg.Name, "p99") && !strings.Contains(tg.Measured, "the bare handler at") {
+			t.Errorf("p99 target without the bare handler's reference: %s", tg.Measured)
 		}
 	}
 	for _, f := range []string{"report.md", "chart.svg"} {
