@@ -27,6 +27,7 @@ import (
 	"flashsale/dbschema"
 	"flashsale/inventory"
 	"flashsale/lease"
+	"flashsale/metrics"
 	"flashsale/notify"
 	"flashsale/order"
 	"flashsale/order/orderpg"
@@ -51,12 +52,13 @@ type App struct {
 	writer    *outbox.Writer
 	relay     *outbox.Relay
 	consumers []*consumer.Consumer
+	metrics   *metrics.Metrics
 }
 
 // New connects to every dependency, applies migrations when configured and
 // builds the handler. Close releases what New opened.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -120,13 +122,16 @@ func (a *App) wire(m shard.Map) {
 		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }})
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
-	a.orders = order.NewService(a.store, a.reserver, inventory.NewCatalog(saleStore), a.soldOut, order.Config{
-		PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
+	// The buy path's dependencies, measured as the order service sees them.
+	a.orders = order.NewService(a.metrics.Store(a.store), a.metrics.Stock(a.reserver), inventory.NewCatalog(saleStore),
+		a.metrics.SoldOut(a.soldOut), order.Config{
+			PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
 	a.expirer = order.NewExpirer(a.store, stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
 	a.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
 	a.relay = outbox.New(relayTargets(a.pools, m), a.writer, locker, outbox.Config{Holder: holderName(),
 		Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
 		Retention: cfg.OutboxRetention, RetryDelay: 50 * time.Millisecond}, a.log)
+	a.metrics.Relay(a.relay.Stats())
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
 		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
@@ -181,6 +186,7 @@ func (a *App) wireConsumers() error {
 		return err
 	}
 	a.consumers = append(a.consumers, c)
+	a.metrics.Consumer(inv.Name, c)
 	if cfg.WebhookURL == "" {
 		return nil
 	}
@@ -194,6 +200,7 @@ func (a *App) wireConsumers() error {
 		return err
 	}
 	a.consumers = append(a.consumers, c)
+	a.metrics.Consumer(n.Name, c)
 	return nil
 }
 

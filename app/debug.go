@@ -5,10 +5,12 @@ import (
 	"net/http/pprof"
 )
 
-// DebugHandler serves the runtime profiles (net/http/pprof) on their own
-// listener, never on the API's: profiles reveal internals and cost CPU.
-func DebugHandler() http.Handler {
+// DebugHandler serves the runtime profiles (net/http/pprof) and the
+// Prometheus metrics (/metrics) on their own listener, never on the API's:
+// both reveal internals, and profiles cost CPU.
+func (a *App) DebugHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", a.metrics.Handler())
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -89,7 +89,7 @@ func (s setting) Env() string {
 // Defaults are chosen for the local stack started by scripts/stack.sh.
 var settings = []setting{
 	{"http-addr", ":8080", "address the HTTP API listens on", false, func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
-	{"debug-addr", "", "address of the profiling listener (net/http/pprof under /debug/pprof/); empty: off; keep it on loopback", false, func(c *Config, v string) error { c.DebugAddr = v; return nil }},
+	{"debug-addr", "", "address of the debug listener: Prometheus metrics on /metrics, net/http/pprof under /debug/pprof/; empty: off; keep it on loopback", false, func(c *Config, v string) error { c.DebugAddr = v; return nil }},
 	{"database-urls", "postgres://flashsale@127.0.0.1:55432/flashsale_0?sslmode=disable,postgres://flashsale@127.0.0.1:55432/flashsale_1?sslmode=disable",
 		"comma-separated PostgreSQL URLs; logical shard i lives on database i mod len; database 0 also holds the sales", true, setStrings(func(c *Config) *[]string { return &c.DatabaseURLs })},
 	{"shards", "16", "number of logical order shards (fixed once the schema exists, 1-1024)", false, setInt(func(c *Config) *int { return &c.Shards })},

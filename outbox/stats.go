@@ -58,6 +58,21 @@ func (s *Stats) LagQuantile(q float64) time.Duration {
 	return 0
 }
 
+// LagHistogram is the commit-to-ack lag as cumulative counts: counts[i]
+// events were acknowledged within upper[i]; the last bucket has no upper
+// bound and is left out, so it is Published minus the last count.
+func (s *Stats) LagHistogram() (upper []time.Duration, counts []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	upper, counts = make([]time.Duration, len(s.buckets)-1), make([]int64, len(s.buckets)-1)
+	var seen int64
+	for b := range upper {
+		seen += s.buckets[b]
+		upper[b], counts[b] = bucketBase<<b, seen
+	}
+	return upper, counts
+}
+
 func (s *Stats) fence() {
 	s.mu.Lock()
 	s.fenced++

@@ -34,16 +34,16 @@ func serve(ctx context.Context, args []string, getenv env, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		stop := serveDebug(dln, log)
+		stop := serveDebug(dln, a.DebugHandler(), log)
 		defer stop()
 	}
 	return a.Serve(ctx, ln)
 }
 
-// serveDebug serves the profiles on ln until stop is called; stop returns
-// once the server's goroutine has ended.
-func serveDebug(ln net.Listener, log *slog.Logger) (stop func()) {
-	srv := &http.Server{Handler: app.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
+// serveDebug serves the profiles and metrics on ln until stop is called;
+// stop returns once the server's goroutine has ended.
+func serveDebug(ln net.Listener, h http.Handler, log *slog.Logger) (stop func()) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -51,7 +51,7 @@ func serveDebug(ln net.Listener, log *slog.Logger) (stop func()) {
 			log.Error("debug listener failed", "err", err)
 		}
 	}()
-	log.Info("serving profiles", "addr", ln.Addr().String())
+	log.Info("serving profiles and metrics", "addr", ln.Addr().String())
 	return func() {
 		_ = srv.Close()
 		<-done

@@ -1,0 +1,100 @@
+package app_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"flashsale/config"
+	"flashsale/internal/testenv"
+)
+
+// TestMetricsCountTheBuyPath: a sale of one unit, bought once and then
+// refused; /metrics on the debug handler shows the reservation, the
+// commit, the sold-out answers from memory, the relayed event and the
+// ledger's applied event.
+func TestMetricsCountTheBuyPath(t *testing.T) {
+	s := start(t, func(c *config.Config) {
+		c.RelayEnabled, c.ConsumersEnabled = true, true
+		testenv.Topic(t, c)
+		c.DeadLetterTopic = c.KafkaTopic + ".dlq"
+	})
+	debug := httptest.NewServer(s.app.DebugHandler())
+	t.Cleanup(debug.Close)
+
+	sale := s.createSale(1, 1)
+	if r := s.order("metrics-buyer-0", "k", sale, 1); r.Status != http.StatusCreated {
+		t.Fatalf("first order: %d %s", r.Status, r.Body)
+	}
+	// The first refusal comes from Redis and marks the sale; the rest from memory.
+	for i := 1; i <= 4; i++ {
+		if r := s.order("metrics-buyer-"+strconv.Itoa(i), "k", sale, 1); r.Status != http.StatusConflict {
+			t.Fatalf("order %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	want := map[string]float64{
+		`flashsale_stock_seconds_count{op="reserve",outcome="ok"}`:       1,
+		`flashsale_stock_seconds_count{op="reserve",outcome="sold_out"}`: 0, // the sale was marked by the winning reservation
+		`flashsale_store_seconds_count{op="create",outcome="ok"}`:        1,
+		`flashsale_sold_out_memory_total{event="hit"}`:                   4,
+		`flashsale_sold_out_memory_total{event="mark"}`:                  1,
+		`flashsale_outbox_published_total`:                               1,
+		`flashsale_outbox_lag_seconds_count`:                             1,
+		`flashsale_consumer_applied_total{consumer="inventory"}`:         1,
+	}
+	var got map[string]float64
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		got = scrape(t, debug.URL+"/metrics")
+		if matches(got, want) {
+			break
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if got["go_goroutines"] <= 0 || got["process_resident_memory_bytes"] <= 0 {
+		t.Errorf("runtime and process metrics missing: goroutines %v, rss %v", got["go_goroutines"], got["process_resident_memory_bytes"])
+	}
+}
+
+// scrape reads a Prometheus text exposition into series → value.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %d %v", resp.StatusCode, err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("scrape: line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func matches(got, want map[string]float64) bool {
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}

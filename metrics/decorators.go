@@ -1,0 +1,136 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"flashsale/inventory"
+	"flashsale/order"
+)
+
+// timer records operations by name and outcome.
+type timer struct{ h *prometheus.HistogramVec }
+
+func (m *Metrics) newTimer(name, help string) timer {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help,
+		Buckets: latencyBuckets}, []string{"op", "outcome"})
+	m.reg.MustRegister(h)
+	return timer{h}
+}
+
+func (t timer) done(op string, start time.Time, err error) {
+	t.h.WithLabelValues(op, outcome(err)).Observe(time.Since(start).Seconds())
+}
+
+// Store wraps an order store: every call is timed, by operation and
+// outcome (flashsale_store_seconds).
+func (m *Metrics) Store(inner order.Store) order.Store {
+	return &store{inner: inner, t: m.newTimer("store_seconds", "Order store calls by operation and outcome; create includes the wait for its group commit.")}
+}
+
+type store struct {
+	inner order.Store
+	t     timer
+}
+
+func (s *store) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
+	start := time.Now()
+	r, err := s.inner.Create(ctx, o)
+	s.t.done("create", start, err)
+	return r, err
+}
+
+func (s *store) ByKey(ctx context.Context, buyer order.BuyerID, key order.IdemKey) (order.Order, error) {
+	start := time.Now()
+	r, err := s.inner.ByKey(ctx, buyer, key)
+	s.t.done("by_key", start, err)
+	return r, err
+}
+
+func (s *store) Get(ctx context.Context, id order.ID) (order.Order, error) {
+	start := time.Now()
+	r, err := s.inner.Get(ctx, id)
+	s.t.done("get", start, err)
+	return r, err
+}
+
+func (s *store) List(ctx context.Context, buyer order.BuyerID, before *order.ID, limit int) (order.Page, error) {
+	start := time.Now()
+	r, err := s.inner.List(ctx, buyer, before, limit)
+	s.t.done("list", start, err)
+	return r, err
+}
+
+func (s *store) Pay(ctx context.Context, buyer order.BuyerID, id order.ID) (order.Order, error) {
+	start := time.Now()
+	r, err := s.inner.Pay(ctx, buyer, id)
+	s.t.done("pay", start, err)
+	return r, err
+}
+
+func (s *store) Cancel(ctx context.Context, buyer order.BuyerID, id order.ID) (order.Order, error) {
+	start := time.Now()
+	r, err := s.inner.Cancel(ctx, buyer, id)
+	s.t.done("cancel", start, err)
+	return r, err
+}
+
+// Stock wraps the buy path's stock: reservations and releases are timed
+// by outcome (flashsale_stock_seconds), so sold-out, limit and rate-limit
+// refusals from Redis show as their own series.
+func (m *Metrics) Stock(inner order.Stock) order.Stock {
+	return &stock{inner: inner, t: m.newTimer("stock_seconds", "Redis stock calls of the buy path by operation and outcome; reserve includes the wait for its batch.")}
+}
+
+type stock struct {
+	inner order.Stock
+	t     timer
+}
+
+func (s *stock) Reserve(ctx context.Context, r inventory.Reservation) (inventory.Reserved, error) {
+	start := time.Now()
+	res, err := s.inner.Reserve(ctx, r)
+	s.t.done("reserve", start, err)
+	return res, err
+}
+
+func (s *stock) Release(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool) (int, error) {
+	start := time.Now()
+	n, err := s.inner.Release(ctx, sale, buyer, key, forget)
+	s.t.done("release", start, err)
+	return n, err
+}
+
+// SoldOut wraps the instance's sold-out memory: answers it gave without a
+// network call, and the sales it marked and reopened, are counted.
+func (m *Metrics) SoldOut(inner order.SoldOut) order.SoldOut {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "sold_out_memory_total",
+		Help: "The sold-out memory of the buy path: hits (sold-out answers without a network call), marks and reopens."}, []string{"event"})
+	m.reg.MustRegister(c)
+	return &soldOut{inner: inner, hits: c.WithLabelValues("hit"), marks: c.WithLabelValues("mark"), reopens: c.WithLabelValues("reopen")}
+}
+
+type soldOut struct {
+	inner                order.SoldOut
+	hits, marks, reopens prometheus.Counter
+}
+
+func (s *soldOut) Is(id inventory.SaleID) bool {
+	if s.inner.Is(id) {
+		s.hits.Inc()
+		return true
+	}
+	return false
+}
+
+func (s *soldOut) Mark(id inventory.SaleID) {
+	s.inner.Mark(id)
+	s.marks.Inc()
+}
+
+func (s *soldOut) Reopen(id inventory.SaleID) {
+	s.inner.Reopen(id)
+	s.reopens.Inc()
+}

@@ -1,0 +1,135 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"flashsale/inventory"
+	"flashsale/order"
+)
+
+// TestOutcomeNamesWrappedDomainErrors: wrapped sentinels keep their label,
+// anything unknown is "error".
+func TestOutcomeNamesWrappedDomainErrors(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{nil, "ok"},
+		{fmt.Errorf("reserve: %w", inventory.ErrSoldOut), "sold_out"},
+		{inventory.ErrKeyReused, "key_reused"},
+		{order.ErrKeyReused, "key_reused"},
+		{fmt.Errorf("commit: %w", order.ErrCommitUnknown), "commit_unknown"},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), "timeout"},
+		{errors.New("connection refused"), "error"},
+	} {
+		if got := outcome(c.err); got != c.want {
+			t.Errorf("outcome(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// fakeStock answers reservations from a script of errors.
+type fakeStock struct{ errs []error }
+
+func (f *fakeStock) Reserve(context.Context, inventory.Reservation) (inventory.Reserved, error) {
+	err := f.errs[0]
+	f.errs = f.errs[1:]
+	return inventory.Reserved{StockLeft: 7}, err
+}
+
+func (f *fakeStock) Release(context.Context, inventory.SaleID, string, string, bool) (int, error) {
+	return 2, nil
+}
+
+// TestStockDecoratorPassesThroughAndCounts: results reach the caller
+// unchanged and each call lands in its op and outcome series.
+func TestStockDecoratorPassesThroughAndCounts(t *testing.T) {
+	m := New()
+	s := m.Stock(&fakeStock{errs: []error{nil, inventory.ErrSoldOut, inventory.ErrSoldOut, errors.New("boom")}})
+	for range 4 {
+		if res, _ := s.Reserve(context.Background(), inventory.Reservation{}); res.StockLeft != 7 {
+			t.Fatalf("result changed: %+v", res)
+		}
+	}
+	if n, err := s.Release(context.Background(), inventory.SaleID{}, "b", "k", true); n != 2 || err != nil {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	h := m.stockTimer(t)
+	for labels, want := range map[[2]string]int{{"reserve", "ok"}: 1, {"reserve", "sold_out"}: 2, {"reserve", "error"}: 1, {"release", "ok"}: 1} {
+		if got := histogramCount(t, h, labels[0], labels[1]); got != want {
+			t.Errorf("%v: %d observations, want %d", labels, got, want)
+		}
+	}
+}
+
+// fakeSoldOut remembers marked sales.
+type fakeSoldOut map[inventory.SaleID]bool
+
+func (f fakeSoldOut) Is(id inventory.SaleID) bool { return f[id] }
+func (f fakeSoldOut) Mark(id inventory.SaleID)    { f[id] = true }
+func (f fakeSoldOut) Reopen(id inventory.SaleID)  { delete(f, id) }
+
+// TestSoldOutDecoratorCountsHitsNotMisses: only answers given from memory
+// are hits.
+func TestSoldOutDecoratorCountsHitsNotMisses(t *testing.T) {
+	m := New()
+	so := m.SoldOut(fakeSoldOut{})
+	id, _ := inventory.NewSaleID(3)
+	so.Is(id) // a miss
+	so.Mark(id)
+	for range 2 {
+		if !so.Is(id) {
+			t.Fatal("a marked sale must read as sold out")
+		}
+	}
+	so.Reopen(id)
+	if so.Is(id) {
+		t.Fatal("a reopened sale must not read as sold out")
+	}
+	d := so.(*soldOut)
+	for name, c := range map[string]struct {
+		got  float64
+		want float64
+	}{"hit": {testutil.ToFloat64(d.hits), 2}, "mark": {testutil.ToFloat64(d.marks), 1}, "reopen": {testutil.ToFloat64(d.reopens), 1}} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", name, c.got, c.want)
+		}
+	}
+}
+
+// stockTimer finds the stock histogram in m's registry.
+func (m *Metrics) stockTimer(t *testing.T) *dto.MetricFamily {
+	t.Helper()
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "flashsale_stock_seconds" {
+			return f
+		}
+	}
+	t.Fatal("flashsale_stock_seconds not registered")
+	return nil
+}
+
+// histogramCount is the observation count of the series op, outcome.
+func histogramCount(t *testing.T, f *dto.MetricFamily, op, outcome string) int {
+	t.Helper()
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["op"] == op && labels["outcome"] == outcome {
+			return int(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return 0
+}
