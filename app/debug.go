@@ -3,14 +3,16 @@ package app
 import (
 	"net/http"
 	"net/http/pprof"
+
+	"flashsale/metrics"
 )
 
-// DebugHandler serves the runtime profiles (net/http/pprof) and the
-// Prometheus metrics (/metrics) on their own listener, never on the API's:
+// DebugHandler serves m's Prometheus metrics (/metrics) and the runtime
+// profiles (net/http/pprof) on their own listener, never on the API's:
 // both reveal internals, and profiles cost CPU.
-func (a *App) DebugHandler() http.Handler {
+func DebugHandler(m *metrics.Metrics) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", a.metrics.Handler())
+	mux.Handle("/metrics", m.Handler())
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -18,3 +20,7 @@ func (a *App) DebugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
+
+// Metrics is the instance's registry: the buy path's decorators, the
+// relay and the in-process consumers report to it.
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }

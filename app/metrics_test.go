@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"flashsale/app"
 	"flashsale/config"
 	"flashsale/internal/testenv"
 )
@@ -23,7 +24,7 @@ func TestMetricsCountTheBuyPath(t *testing.T) {
 		testenv.Topic(t, c)
 		c.DeadLetterTopic = c.KafkaTopic + ".dlq"
 	})
-	debug := httptest.NewServer(s.app.DebugHandler())
+	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
 	t.Cleanup(debug.Close)
 
 	sale := s.createSale(1, 1)

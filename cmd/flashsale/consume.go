@@ -14,6 +14,7 @@ import (
 	"flashsale/consumer"
 	"flashsale/dbschema"
 	"flashsale/inventory"
+	"flashsale/metrics"
 	"flashsale/notify"
 	"flashsale/shard"
 )
@@ -89,5 +90,12 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	m := metrics.New()
+	m.Consumer(which, c)
+	stop, err := startDebug(ctx, cfg.DebugAddr, m, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return c.Run(ctx)
 }

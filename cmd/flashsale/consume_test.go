@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +53,7 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 		"FLASHSALE_KAFKA_BROKERS": strings.Join(cfg.KafkaBrokers, ","), "FLASHSALE_KAFKA_TOPIC": topic,
 		"FLASHSALE_DEAD_LETTER_TOPIC": topic + ".dlq", "FLASHSALE_WEBHOOK_URL": srv.URL,
 		"FLASHSALE_WEBHOOK_SECRET": "webhook-secret-0123456789", "FLASHSALE_MIGRATE_ON_START": "false",
-		"FLASHSALE_SHUTDOWN_TIMEOUT": "10s", "FLASHSALE_LOG_LEVEL": "warn",
+		"FLASHSALE_SHUTDOWN_TIMEOUT": "10s", "FLASHSALE_LOG_LEVEL": "info", "FLASHSALE_DEBUG_ADDR": "127.0.0.1:0",
 	}
 
 	const id = "0b5c1d0e-7c4f-4a53-9d0e-3f8f2f7b9a10"
@@ -95,6 +96,14 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 			t.Fatalf("no webhook within 30 s\n%s", logs.String())
 		}
 	}
+	// The webhook is posted before the inbox row commits: wait for the count.
+	addr, applied := debugAddr(t, &logs), -1.0
+	for deadline := time.Now().Add(10 * time.Second); applied != 1 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		applied = metricValue(t, addr, `flashsale_consumer_applied_total{consumer="notify"}`)
+	}
+	if applied != 1 {
+		t.Errorf("applied events on /metrics: %v, want 1", applied)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -109,4 +118,38 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 	if len(got) != 1 || !strings.HasPrefix(got[0], id+" ") {
 		t.Fatalf("webhooks %q", got)
 	}
+}
+
+// debugAddr is the debug listener's address, from the command's log.
+func debugAddr(t *testing.T, logs *testenv.SyncBuffer) string {
+	t.Helper()
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics and profiles" {
+			return rec.Addr
+		}
+	}
+	t.Fatalf("no debug listener in the log:\n%s", logs.String())
+	return ""
+}
+
+// metricValue scrapes addr's /metrics for one series; -1 when it is absent.
+func metricValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
 }

@@ -22,5 +22,10 @@ func relayCmd(ctx context.Context, args []string, getenv env, stderr io.Writer) 
 		return err
 	}
 	defer a.Close()
+	stop, err := startDebug(ctx, cfg.DebugAddr, a.Metrics(), log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return a.RunRelay(ctx)
 }

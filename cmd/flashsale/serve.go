@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"flashsale/app"
+	"flashsale/metrics"
 )
 
 func serve(ctx context.Context, args []string, getenv env, stderr io.Writer) error {
@@ -24,26 +25,30 @@ func serve(ctx context.Context, args []string, getenv env, stderr io.Writer) err
 		return err
 	}
 	defer a.Close()
-	lc := &net.ListenConfig{}
-	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
-	if cfg.DebugAddr != "" {
-		dln, err := lc.Listen(ctx, "tcp", cfg.DebugAddr)
-		if err != nil {
-			return err
-		}
-		stop := serveDebug(dln, a.DebugHandler(), log)
-		defer stop()
+	stop, err := startDebug(ctx, cfg.DebugAddr, a.Metrics(), log)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	return a.Serve(ctx, ln)
 }
 
-// serveDebug serves the profiles and metrics on ln until stop is called;
-// stop returns once the server's goroutine has ended.
-func serveDebug(ln net.Listener, h http.Handler, log *slog.Logger) (stop func()) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+// startDebug serves m's metrics and the profiles on addr (nothing when
+// addr is empty) until stop is called; stop returns once the server's
+// goroutine has ended.
+func startDebug(ctx context.Context, addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: app.DebugHandler(m), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -51,9 +56,9 @@ func serveDebug(ln net.Listener, h http.Handler, log *slog.Logger) (stop func())
 			log.Error("debug listener failed", "err", err)
 		}
 	}()
-	log.Info("serving profiles and metrics", "addr", ln.Addr().String())
+	log.Info("serving metrics and profiles", "addr", ln.Addr().String())
 	return func() {
 		_ = srv.Close()
 		<-done
-	}
+	}, nil
 }
