@@ -49,7 +49,7 @@ type OversoldCanceller interface {
 //
 // Ledger is the inventory consumer's inbox.Handler: Handle applies one
 // event in the inbox transaction, HandleBatch a batch's events with one
-// statement (after LockBatch), AfterCommit looks for an oversell once the
+// statement that takes the sales' counters in sale order, AfterCommit looks for an oversell once the
 // effect is committed, and AfterCommitBatch once per sale of a batch.
 type Ledger struct {
 	db     *pgxpool.Pool
@@ -58,14 +58,13 @@ type Ledger struct {
 	q      ledgerQueries
 }
 
-type ledgerQueries struct{ apply, applyBatch, position, excess, lock string }
+type ledgerQueries struct{ apply, applyBatch, position, excess string }
 
 // NewLedger returns the ledger over database 0; cancel is told the orders
 // of an oversell.
 func NewLedger(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
 	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.Query("ledger_apply"),
-		applyBatch: flashsale.Query("ledger_apply_batch"), position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess"),
-		lock: flashsale.Query("ledger_lock_sales")}}
+		applyBatch: flashsale.Query("ledger_apply_batch"), position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess")}}
 }
 
 // Position is a sale's stock and what the ledger counted against it.
@@ -230,32 +229,6 @@ func batchArgs(es []entry) []any {
 		quantities[i], deltas[i], reasons[i] = e.quantity, e.delta, e.reason
 	}
 	return []any{ids, sales, orders, kinds, quantities, deltas, reasons}
-}
-
-// LockBatch locks the counters of the sales of evs, in sale order, before
-// a batch's entries update them: Handle, run per event, updates them in
-// message order, and batches of two consumers that share sales (the
-// partitions mix every sale's orders) then wait for each other instead of
-// deadlocking. HandleBatch updates them in sale order itself. One sale
-// needs no order.
-func (l *Ledger) LockBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
-	var sales []int64
-	for _, ev := range evs {
-		e, ok, err := parseOrderEvent(ev)
-		if err != nil {
-			return err
-		}
-		if ok && !slices.Contains(sales, e.sale.Int64()) {
-			sales = append(sales, e.sale.Int64())
-		}
-	}
-	if len(sales) < 2 {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, l.q.lock, sales); err != nil {
-		return fmt.Errorf("ledger: lock sales %v: %w", sales, err)
-	}
-	return nil
 }
 
 // AfterCommit checks the sale of a created order for an oversell once the

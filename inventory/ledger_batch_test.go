@@ -195,7 +195,7 @@ func TestLedgerBatchFailsLikeHandle(t *testing.T) {
 // transaction: had the batch taken b's counters in message order, the two
 // transactions would deadlock and PostgreSQL would fail one after a
 // second. In sale order the batch holds nothing of b while it waits for a.
-// LockBatch is left out: the statement must be safe by itself.
+// Nothing locks ahead of the statement: it must be safe by itself.
 func TestLedgerBatchUpdatesCountersInSaleOrder(t *testing.T) {
 	f := newLedgerFixture(t)
 	ctx := context.Background()

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"flashsale/consumer/inbox"
@@ -327,76 +326,5 @@ func TestLedgerAfterCommitBatchResolvesEachSaleOnce(t *testing.T) {
 	f.cancel.failing = true
 	if err := f.ledger.AfterCommitBatch(ctx, evs); err == nil {
 		t.Fatal("a failed cancellation was not reported")
-	}
-}
-
-// pausing is the ledger applying a batch one event at a time (no
-// HandleBatch: a pause inside one statement is impossible), with a pause
-// after the first event each batch handles: it tells started, then waits
-// (at most 500 ms) for the other batch to have started too. Its maps are
-// only read once batches run.
-type pausing struct {
-	ledger  *inventory.Ledger
-	first   map[string]bool // the first event of each batch
-	started map[string]chan struct{}
-}
-
-func (p *pausing) LockBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
-	return p.ledger.LockBatch(ctx, tx, evs)
-}
-
-func (p *pausing) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
-	if err := p.ledger.Handle(ctx, tx, ev); err != nil {
-		return err
-	}
-	if !p.first[ev.ID] {
-		return nil
-	}
-	close(p.started[ev.ID])
-	for id, ch := range p.started {
-		if id != ev.ID {
-			select {
-			case <-ch:
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
-	}
-	return nil
-}
-
-// TestLedgerBatchesOverTheSameSalesDoNotDeadlock applies two batches at
-// once whose events name two sales in opposite orders, each pausing after
-// its first event: by message order each would hold one sale's counters
-// and wait for the other's, a deadlock PostgreSQL breaks after a second by
-// failing one batch. LockBatch takes both sales' counters in sale order
-// first, so one batch waits for the other and both commit.
-func TestLedgerBatchesOverTheSameSalesDoNotDeadlock(t *testing.T) {
-	f := newLedgerFixture(t)
-	ctx := context.Background()
-	a, b := f.sale(t, 100), f.sale(t, 100)
-	for _, sale := range []inventory.SaleID{a, b} { // the counters exist
-		f.mustApply(t, testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, ""))
-	}
-	batches := [][]inbox.Event{
-		{testenv.OrderEvent("created", testenv.NextOrderID(), a, 1, ""), testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, "")},
-		{testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, ""), testenv.OrderEvent("created", testenv.NextOrderID(), a, 1, "")},
-	}
-	p := &pausing{ledger: f.ledger, first: map[string]bool{}, started: map[string]chan struct{}{}}
-	for _, batch := range batches {
-		p.first[batch[0].ID], p.started[batch[0].ID] = true, make(chan struct{})
-	}
-	errs := make([]error, len(batches))
-	var wg sync.WaitGroup
-	for i, batch := range batches {
-		wg.Go(func() { _, errs[i] = inbox.ApplyBatch(ctx, f.db, "inventory", batch, p) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("a batch failed: %v", err)
-	}
-	for _, sale := range []inventory.SaleID{a, b} {
-		if pos := f.position(t, sale); pos.Sold != 3 {
-			t.Errorf("sale %s: position %+v, want 3 sold", sale, pos)
-		}
 	}
 }

@@ -63,23 +63,16 @@ type BatchAfterCommitter interface {
 }
 
 // BatchHandler is implemented by a handler that applies many events with
-// fewer statements than one each: ApplyBatch then calls HandleBatch once,
-// after LockBatch, with the batch's new events in message order, instead
-// of Handle for each. A failed batch is retried one event at a time
-// through Handle, so both must have the same effect.
+// fewer statements than one each: ApplyBatch then calls HandleBatch once
+// with the batch's new events in message order, instead of Handle for
+// each. A failed batch is retried one event at a time through Handle, so
+// both must have the same effect. Rows that other consumers' batches
+// update too (a sale's counters, for one) must be taken in one fixed
+// order, not in message order: two batches could otherwise lock them in
+// opposite orders and deadlock, which PostgreSQL resolves only after
+// deadlock_timeout by failing one of them.
 type BatchHandler interface {
 	HandleBatch(ctx context.Context, tx pgx.Tx, evs []Event) error
-}
-
-// BatchLocker is implemented by a handler whose effects update rows that
-// batches of other consumers update too (a sale's counters, for one).
-// LockBatch runs first in a batch's transaction, with the events about to
-// be handled, and should lock those rows in one fixed order: effects are
-// applied in message order, so two batches could otherwise lock the same
-// rows in opposite orders and deadlock, which PostgreSQL resolves only
-// after deadlock_timeout by failing one batch.
-type BatchLocker interface {
-	LockBatch(ctx context.Context, tx pgx.Tx, evs []Event) error
 }
 
 // ErrInvalidEvent marks a message that is no CloudEvent this service reads.
@@ -211,16 +204,11 @@ func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, 
 	return applied, nil
 }
 
-// handleBatch runs h for evs in order, after h's LockBatch when it has one,
-// and in one call when h can take them at once.
+// handleBatch runs h for evs in order, in one call when h can take them at
+// once.
 func handleBatch(ctx context.Context, tx pgx.Tx, evs []Event, h Handler) error {
 	if len(evs) == 0 {
 		return nil
-	}
-	if l, ok := h.(BatchLocker); ok {
-		if err := l.LockBatch(ctx, tx, evs); err != nil {
-			return err
-		}
 	}
 	if bh, ok := h.(BatchHandler); ok {
 		return bh.HandleBatch(ctx, tx, evs)

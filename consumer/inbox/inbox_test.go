@@ -120,17 +120,12 @@ func TestApplyBatchRollsBackEveryEventOnError(t *testing.T) {
 	}
 }
 
-// batching records the calls ApplyBatch makes to a handler that can lock
-// and apply a batch at once.
+// batching records the calls ApplyBatch makes to a handler that can apply
+// a batch at once.
 type batching struct{ calls []string }
 
 func (b *batching) Handle(_ context.Context, _ pgx.Tx, ev inbox.Event) error {
 	b.calls = append(b.calls, "handle "+ev.ID)
-	return nil
-}
-
-func (b *batching) LockBatch(_ context.Context, _ pgx.Tx, evs []inbox.Event) error {
-	b.calls = append(b.calls, "lock "+ids(evs))
 	return nil
 }
 
@@ -148,8 +143,8 @@ func ids(evs []inbox.Event) string {
 }
 
 // TestApplyBatchUsesHandleBatch applies a batch with an event applied
-// before and an event twice through a BatchHandler: LockBatch, then one
-// HandleBatch call get the new events in order, and Handle is not called;
+// before and an event twice through a BatchHandler: one HandleBatch call
+// gets the new events in order, and Handle is not called;
 // Apply, one event alone, still calls Handle.
 func TestApplyBatchUsesHandleBatch(t *testing.T) {
 	db := testenv.Pools(t, testenv.Config(t, 2))[0]
@@ -163,7 +158,7 @@ func TestApplyBatchUsesHandleBatch(t *testing.T) {
 	if err != nil || !slices.Equal(applied, []bool{true, false, false, true}) {
 		t.Fatalf("applied %v, err %v", applied, err)
 	}
-	want := []string{"handle " + b.ID, "lock " + a.ID + "," + c.ID, "batch " + a.ID + "," + c.ID}
+	want := []string{"handle " + b.ID, "batch " + a.ID + "," + c.ID}
 	if !slices.Equal(h.calls, want) {
 		t.Errorf("calls %q, want %q", h.calls, want)
 	}
