@@ -20,8 +20,12 @@ func (m *Metrics) newTimer(name, help string) timer {
 	return timer{h}
 }
 
-func (t timer) done(op string, start time.Time, err error) {
+// timed runs f as op and records how long it took and how it ended.
+func timed[T any](t timer, op string, f func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := f()
 	t.h.WithLabelValues(op, outcome(err)).Observe(time.Since(start).Seconds())
+	return v, err
 }
 
 // Store wraps an order store: every call is timed, by operation and
@@ -36,45 +40,27 @@ type store struct {
 }
 
 func (s *store) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
-	start := time.Now()
-	r, err := s.inner.Create(ctx, o)
-	s.t.done("create", start, err)
-	return r, err
+	return timed(s.t, "create", func() (order.Order, error) { return s.inner.Create(ctx, o) })
 }
 
 func (s *store) ByKey(ctx context.Context, buyer order.BuyerID, key order.IdemKey) (order.Order, error) {
-	start := time.Now()
-	r, err := s.inner.ByKey(ctx, buyer, key)
-	s.t.done("by_key", start, err)
-	return r, err
+	return timed(s.t, "by_key", func() (order.Order, error) { return s.inner.ByKey(ctx, buyer, key) })
 }
 
 func (s *store) Get(ctx context.Context, id order.ID) (order.Order, error) {
-	start := time.Now()
-	r, err := s.inner.Get(ctx, id)
-	s.t.done("get", start, err)
-	return r, err
+	return timed(s.t, "get", func() (order.Order, error) { return s.inner.Get(ctx, id) })
 }
 
 func (s *store) List(ctx context.Context, buyer order.BuyerID, before *order.ID, limit int) (order.Page, error) {
-	start := time.Now()
-	r, err := s.inner.List(ctx, buyer, before, limit)
-	s.t.done("list", start, err)
-	return r, err
+	return timed(s.t, "list", func() (order.Page, error) { return s.inner.List(ctx, buyer, before, limit) })
 }
 
 func (s *store) Pay(ctx context.Context, buyer order.BuyerID, id order.ID) (order.Order, error) {
-	start := time.Now()
-	r, err := s.inner.Pay(ctx, buyer, id)
-	s.t.done("pay", start, err)
-	return r, err
+	return timed(s.t, "pay", func() (order.Order, error) { return s.inner.Pay(ctx, buyer, id) })
 }
 
 func (s *store) Cancel(ctx context.Context, buyer order.BuyerID, id order.ID) (order.Order, error) {
-	start := time.Now()
-	r, err := s.inner.Cancel(ctx, buyer, id)
-	s.t.done("cancel", start, err)
-	return r, err
+	return timed(s.t, "cancel", func() (order.Order, error) { return s.inner.Cancel(ctx, buyer, id) })
 }
 
 // Stock wraps the buy path's stock: reservations and releases are timed
@@ -90,17 +76,11 @@ type stock struct {
 }
 
 func (s *stock) Reserve(ctx context.Context, r inventory.Reservation) (inventory.Reserved, error) {
-	start := time.Now()
-	res, err := s.inner.Reserve(ctx, r)
-	s.t.done("reserve", start, err)
-	return res, err
+	return timed(s.t, "reserve", func() (inventory.Reserved, error) { return s.inner.Reserve(ctx, r) })
 }
 
 func (s *stock) Release(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool) (int, error) {
-	start := time.Now()
-	n, err := s.inner.Release(ctx, sale, buyer, key, forget)
-	s.t.done("release", start, err)
-	return n, err
+	return timed(s.t, "release", func() (int, error) { return s.inner.Release(ctx, sale, buyer, key, forget) })
 }
 
 // SoldOut wraps the instance's sold-out memory: answers it gave without a
