@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -241,5 +242,43 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	if left := s.remaining(sale); left != 98 {
 		t.Errorf("stock %d, want 98", left)
+	}
+}
+
+// TestIPLimitFollowsForwardedForBehindTrustedProxy: behind a trusted
+// proxy (loopback here) each client address in X-Forwarded-For has a
+// bucket of its own in Redis; a peer that is no trusted proxy is limited
+// by its own address, whatever the header says.
+func TestIPLimitFollowsForwardedForBehindTrustedProxy(t *testing.T) {
+	s := start(t, func(c *config.Config) {
+		c.IPRate, c.IPBurst = 1, 2
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	sale := s.createSale(10, 1)
+	get := func(client string) reply {
+		return s.do("GET", "/v1/sales/"+sale, "", nil, map[string]string{"X-Forwarded-For": client})
+	}
+	for i := range 2 {
+		if r := get("198.51.100.1"); r.Status != http.StatusOK {
+			t.Fatalf("request %d of a burst of 2: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	if r := get("198.51.100.1"); r.Status != http.StatusTooManyRequests || r.problemType(t) != "rate-limited" {
+		t.Fatalf("third request from one client: %d %s", r.Status, r.Body)
+	}
+	if r := get("198.51.100.2"); r.Status != http.StatusOK {
+		t.Errorf("another client behind the same proxy: %d %s", r.Status, r.Body)
+	}
+
+	// Loopback is no longer trusted: the header is ignored and the peer's
+	// own bucket fills however the header varies.
+	u := start(t, func(c *config.Config) { c.IPRate, c.IPBurst = 1, 2 })
+	sale = u.createSale(10, 1)
+	var last reply
+	for i := range 3 {
+		last = u.do("GET", "/v1/sales/"+sale, "", nil, map[string]string{"X-Forwarded-For": fmt.Sprint("198.51.100.", 10+i)})
+	}
+	if last.Status != http.StatusTooManyRequests {
+		t.Errorf("an untrusted peer changing X-Forwarded-For escaped its limit: %d %s", last.Status, last.Body)
 	}
 }
