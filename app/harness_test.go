@@ -48,6 +48,16 @@ func startSharded(t *testing.T, shards int, tune func(*config.Config)) *stack {
 	return startWith(t, cfg)
 }
 
+// withEvents runs the relay and the consumers in the instance, on a topic
+// and dead-letter topic of the test's own.
+func withEvents(t *testing.T) func(*config.Config) {
+	return func(c *config.Config) {
+		c.RelayEnabled, c.ConsumersEnabled = true, true
+		testenv.Topic(t, c)
+		c.DeadLetterTopic = c.KafkaTopic + ".dlq"
+	}
+}
+
 func startWith(t *testing.T, cfg *config.Config) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

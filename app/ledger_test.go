@@ -11,18 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"flashsale/config"
 	"flashsale/internal/testenv"
 )
 
 // TestEveryOrderHasExactlyOneLedgerEntry: orders placed through the API,
 // relayed to Kafka and consumed in-process leave one ledger entry each.
 func TestEveryOrderHasExactlyOneLedgerEntry(t *testing.T) {
-	s := start(t, func(c *config.Config) {
-		c.RelayEnabled, c.ConsumersEnabled = true, true
-		testenv.Topic(t, c)
-		c.DeadLetterTopic = c.KafkaTopic + ".dlq"
-	})
+	s := start(t, withEvents(t))
 	sale := s.createSale(50, 1)
 	var mu sync.Mutex
 	ids := map[int64]bool{}

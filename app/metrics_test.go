@@ -1,16 +1,13 @@
 package app_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"flashsale/app"
-	"flashsale/config"
 	"flashsale/internal/testenv"
 )
 
@@ -19,11 +16,7 @@ import (
 // commit, the sold-out answers from memory, the relayed event and the
 // ledger's applied event.
 func TestMetricsCountTheBuyPath(t *testing.T) {
-	s := start(t, func(c *config.Config) {
-		c.RelayEnabled, c.ConsumersEnabled = true, true
-		testenv.Topic(t, c)
-		c.DeadLetterTopic = c.KafkaTopic + ".dlq"
-	})
+	s := start(t, withEvents(t))
 	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
 	t.Cleanup(debug.Close)
 
@@ -49,7 +42,7 @@ func TestMetricsCountTheBuyPath(t *testing.T) {
 	}
 	var got map[string]float64
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		got = scrape(t, debug.URL+"/metrics")
+		got = testenv.Scrape(t, debug.URL+"/metrics")
 		if matches(got, want) {
 			break
 		}
@@ -62,33 +55,6 @@ func TestMetricsCountTheBuyPath(t *testing.T) {
 	if got["go_goroutines"] <= 0 || got["process_resident_memory_bytes"] <= 0 {
 		t.Errorf("runtime and process metrics missing: goroutines %v, rss %v", got["go_goroutines"], got["process_resident_memory_bytes"])
 	}
-}
-
-// scrape reads a Prometheus text exposition into series → value.
-func scrape(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape: %d %v", resp.StatusCode, err)
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("scrape: line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
 }
 
 func matches(got, want map[string]float64) bool {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -97,9 +96,9 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 		}
 	}
 	// The webhook is posted before the inbox row commits: wait for the count.
-	addr, applied := debugAddr(t, &logs), -1.0
+	addr, applied := debugAddr(t, &logs), 0.0
 	for deadline := time.Now().Add(10 * time.Second); applied != 1 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		applied = metricValue(t, addr, `flashsale_consumer_applied_total{consumer="notify"}`)
+		applied = testenv.Scrape(t, "http://"+addr+"/metrics")[`flashsale_consumer_applied_total{consumer="notify"}`]
 	}
 	if applied != 1 {
 		t.Errorf("applied events on /metrics: %v, want 1", applied)
@@ -131,25 +130,4 @@ func debugAddr(t *testing.T, logs *testenv.SyncBuffer) string {
 	}
 	t.Fatalf("no debug listener in the log:\n%s", logs.String())
 	return ""
-}
-
-// metricValue scrapes addr's /metrics for one series; -1 when it is absent.
-func metricValue(t *testing.T, addr, series string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return f
-		}
-	}
-	return -1
 }
