@@ -37,9 +37,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Registry is the registry itself, for tests and extra collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // outcomes names the errors the decorators tell apart; anything else is
 // "error". The labels are a fixed set, so the series stay few.
 var outcomes = []struct {
