@@ -5,10 +5,11 @@ package flashsale
 
 import "embed"
 
-// Migrations holds migrations/global (database 0) and migrations/shard (each
-// logical shard's schema) as golang-migrate up/down pairs.
+// Migrations holds migrations/global (database 0), migrations/database
+// (every database's stock schema) and migrations/shard (each logical shard's
+// schema) as golang-migrate up/down pairs.
 //
-//go:embed migrations/global/*.sql migrations/shard/*.sql
+//go:embed migrations/global/*.sql migrations/database/*.sql migrations/shard/*.sql
 var Migrations embed.FS
 
 // Queries holds the queries in sql/, read once at start.

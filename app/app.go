@@ -119,9 +119,9 @@ func (a *App) wire(m shard.Map) {
 	// next one's request and the last one's reply travel.
 	a.reserver = inventory.NewBatchedStock(stock, cfg.ReserveBatch, 2)
 	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
-		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }})
+		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }, Log: a.log})
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
-	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
+	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, a.store, cfg.ReservationGrace, a.log)
 	// The buy path's dependencies, measured as the order service sees them.
 	a.orders = order.NewService(a.metrics.Store(a.store), a.metrics.Stock(a.reserver), inventory.NewCatalog(saleStore),
 		a.metrics.SoldOut(a.soldOut), order.Config{
@@ -257,6 +257,10 @@ func (a *App) OrderStore() *orderpg.Store { return a.store }
 // Sales is the inventory service, for in-process tools and tests.
 func (a *App) Sales() *inventory.Service { return a.sales }
 
+// transferCheck is how often interrupted stock transfers between databases
+// are looked for and finished.
+const transferCheck = 5 * time.Second
+
 // Serve runs the HTTP server on ln and the background loops until ctx
 // ends, then shuts down in order: stop accepting and finish in-flight
 // requests, then commit what is queued and stop the loops, all within the
@@ -272,6 +276,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg.Go(func() error { return a.store.Run(bgCtx) })
 	bg.Go(func() error { return a.soldOut.Run(bgCtx) })
 	bg.Go(func() error { return a.reserver.Run(bgCtx) })
+	bg.Go(func() error { return a.store.RunTransfers(bgCtx, transferCheck) })
 	if a.cfg.RelayEnabled {
 		bg.Go(func() error { return a.RunRelay(bgCtx) })
 	}

@@ -1,5 +1,6 @@
 // Package dbschema applies the embedded golang-migrate migrations: the global
-// set on database 0 and the shard set in every logical shard's schema.
+// set on database 0, the database set in the schema "stock" of every
+// database, and the shard set in every logical shard's schema.
 package dbschema
 
 import (
@@ -75,17 +76,28 @@ func (g *Migrator) each(ctx context.Context, fn func(*migrate.Migrate) error) er
 	return g.eachTarget(ctx, func(_ string, mg *migrate.Migrate) error { return fn(mg) })
 }
 
-// eachTarget runs fn on database 0's global set, then on every shard schema.
+// StockSchema is the schema of every database that holds its share of each
+// sale's stock (migrations/database).
+const StockSchema = "stock"
+
+// eachTarget runs fn on database 0's global set, then on every database's
+// stock schema and every shard schema.
 func (g *Migrator) eachTarget(ctx context.Context, fn func(target string, mg *migrate.Migrate) error) error {
-	if err := g.run(g.urls[0], "global", "", fn); err != nil {
+	if err := g.run(g.urls[0], "global", "", "global", fn); err != nil {
 		return err
 	}
 	for db, u := range g.urls {
+		if err := createSchema(ctx, u, StockSchema); err != nil {
+			return err
+		}
+		if err := g.run(u, "database", StockSchema, fmt.Sprintf("%s@%d", StockSchema, db), fn); err != nil {
+			return err
+		}
 		for _, s := range g.m.OnDatabase(db) {
 			if err := createSchema(ctx, u, s.Schema()); err != nil {
 				return err
 			}
-			if err := g.run(u, "shard", s.Schema(), fn); err != nil {
+			if err := g.run(u, "shard", s.Schema(), s.Schema(), fn); err != nil {
 				return err
 			}
 		}
@@ -93,7 +105,7 @@ func (g *Migrator) eachTarget(ctx context.Context, fn func(target string, mg *mi
 	return nil
 }
 
-func (g *Migrator) run(dbURL, set, schema string, fn func(string, *migrate.Migrate) error) error {
+func (g *Migrator) run(dbURL, set, schema, target string, fn func(string, *migrate.Migrate) error) error {
 	sub, err := fs.Sub(flashsale.Migrations, "migrations/"+set)
 	if err != nil {
 		return err
@@ -102,10 +114,7 @@ func (g *Migrator) run(dbURL, set, schema string, fn func(string, *migrate.Migra
 	if err != nil {
 		return err
 	}
-	target := set
-	if schema != "" {
-		target = schema
-	}
+
 	u, err := migrateURL(dbURL, schema)
 	if err != nil {
 		return err

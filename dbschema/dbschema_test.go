@@ -48,8 +48,8 @@ func TestUpDownUp(t *testing.T) {
 			t.Errorf("%s: version %d dirty %t", v.Target, v.Version, v.Dirty)
 		}
 	}
-	if len(vs) != 17 {
-		t.Errorf("%d targets, want global + 16 shards", len(vs))
+	if want := 1 + len(urls) + 16; len(vs) != want {
+		t.Errorf("%d targets, want %d: global, a stock schema per database, 16 shards", len(vs), want)
 	}
 }
 

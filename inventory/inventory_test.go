@@ -11,6 +11,8 @@ import (
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
 	"flashsale/lease"
+	"flashsale/order/orderpg"
+	"flashsale/shard"
 )
 
 // fixture is inventory on the real stack: sales in PostgreSQL, stock in
@@ -42,7 +44,12 @@ func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.Or
 	f := fixture{sales: inventory.NewSaleStore(pools[0]), node1: nodes[0], prefix: cfg.RedisPrefix}
 	f.stock = inventory.NewStock(nodes[0], cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
 	f.locker = lease.NewLocker(nodes, cfg.RedisPrefix, leaseTTL, f.sales.NextToken)
-	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, testenv.Logger(t)), f.locker, orders, grace, testenv.Logger(t))
+	m, err := shard.NewMap(cfg.Shards, len(pools))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allot := orderpg.New(pools, m, orderpg.Options{}) // only allots: nothing here commits orders
+	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, testenv.Logger(t)), f.locker, orders, allot, grace, testenv.Logger(t))
 	return f
 }
 

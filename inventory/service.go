@@ -19,6 +19,12 @@ type OrderLookup interface {
 	ExistingOrders(ctx context.Context, keys []BuyerKey) (map[BuyerKey]bool, error)
 }
 
+// Allotter splits a new sale's stock over the order databases, so that
+// PostgreSQL refuses any unit beyond it; the order store implements it.
+type Allotter interface {
+	Allot(ctx context.Context, sale SaleID, stock int) error
+}
+
 // Service is the admin side of inventory: creating, restocking and
 // reconciling sales, each guarded by a per-sale lease.
 type Service struct {
@@ -27,6 +33,7 @@ type Service struct {
 	soldOut *SoldOut
 	locker  *lease.Locker
 	orders  OrderLookup
+	allot   Allotter
 	grace   time.Duration
 	log     *slog.Logger
 	now     func() time.Time
@@ -35,8 +42,8 @@ type Service struct {
 // NewService wires the admin side; grace is how old a reservation without
 // an order must be before its stock is returned.
 func NewService(sales *SaleStore, stock *Stock, soldOut *SoldOut, locker *lease.Locker, orders OrderLookup,
-	grace time.Duration, log *slog.Logger) *Service {
-	return &Service{sales: sales, stock: stock, soldOut: soldOut, locker: locker, orders: orders,
+	allot Allotter, grace time.Duration, log *slog.Logger) *Service {
+	return &Service{sales: sales, stock: stock, soldOut: soldOut, locker: locker, orders: orders, allot: allot,
 		grace: grace, log: log, now: time.Now}
 }
 
@@ -50,13 +57,18 @@ type SaleView struct {
 // lockWait bounds how long an admin call waits for a busy sale's lease.
 const lockWait = 2 * time.Second
 
-// CreateSale stores the sale and loads its stock into Redis.
+// CreateSale stores the sale, allots its stock to the order databases and
+// loads it into Redis. Should it stop after storing, the first order of
+// the sale allots it.
 func (s *Service) CreateSale(ctx context.Context, n NewSale) (SaleView, error) {
 	if err := n.Validate(s.now()); err != nil {
 		return SaleView{}, err
 	}
 	sale, err := s.sales.Create(ctx, n)
 	if err != nil {
+		return SaleView{}, err
+	}
+	if err := s.allot.Allot(ctx, sale.ID, sale.Stock); err != nil {
 		return SaleView{}, err
 	}
 	if err := s.warm(ctx, sale.ID); err != nil {

@@ -156,14 +156,24 @@ func (s *Stock) Release(ctx context.Context, sale SaleID, buyer, key string, for
 	return n, err
 }
 
+// Discard drops a reservation and its idempotency claim without giving its
+// units back: PostgreSQL refused them because the sale has no unit left in
+// truth, so Redis counted units it had lost. Each discard brings Redis one
+// reservation closer to the truth. It reports the units dropped.
+func (s *Stock) Discard(ctx context.Context, sale SaleID, buyer, key string) (int, error) {
+	n, _, err := s.runRelease(ctx, sale, buyer, key, true, 0, false)
+	return n, err
+}
+
 func (s *Stock) releaseFenced(ctx context.Context, sale SaleID, buyer, key string, forget bool, token int64) (int, int, error) {
+	return s.runRelease(ctx, sale, buyer, key, forget, token, true)
+}
+
+// runRelease runs release.lua for one reservation.
+func (s *Stock) runRelease(ctx context.Context, sale SaleID, buyer, key string, forget bool, token int64, giveBack bool) (int, int, error) {
 	sk := s.saleKey(sale)
-	f := "0"
-	if forget {
-		f = "1"
-	}
 	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key)},
-		field(buyer, key), buyer, f, s.Channel(), sale.String(), token).Int64Slice()
+		field(buyer, key), buyer, flag(forget), s.Channel(), sale.String(), token, flag(giveBack)).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("inventory: release: %w", err)
 	}
@@ -171,6 +181,13 @@ func (s *Stock) releaseFenced(ctx context.Context, sale SaleID, buyer, key strin
 		return 0, 0, ErrStaleFence
 	}
 	return int(res[0]), int(res[1]), nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // Warm loads a sale into Redis, or raises its stock to PostgreSQL's total;

@@ -83,6 +83,10 @@ func (s *stock) Release(ctx context.Context, sale inventory.SaleID, buyer, key s
 	return timed(s.t, "release", func() (int, error) { return s.inner.Release(ctx, sale, buyer, key, forget) })
 }
 
+func (s *stock) Discard(ctx context.Context, sale inventory.SaleID, buyer, key string) (int, error) {
+	return timed(s.t, "discard", func() (int, error) { return s.inner.Discard(ctx, sale, buyer, key) })
+}
+
 // SoldOut wraps the instance's sold-out memory: answers it gave without a
 // network call, and the sales it marked and reopened, are counted.
 func (m *Metrics) SoldOut(inner order.SoldOut) order.SoldOut {

@@ -43,6 +43,7 @@ var outcomes = []struct {
 	err   error
 	label string
 }{
+	{order.ErrStockRefused, "stock_refused"}, // before sold_out, which it wraps
 	{inventory.ErrSoldOut, "sold_out"},
 	{inventory.ErrLimitReached, "limit_reached"},
 	{inventory.ErrSaleNotActive, "sale_not_active"},

@@ -22,6 +22,7 @@ func TestOutcomeNamesWrappedDomainErrors(t *testing.T) {
 	}{
 		{nil, "ok"},
 		{fmt.Errorf("reserve: %w", inventory.ErrSoldOut), "sold_out"},
+		{fmt.Errorf("commit: %w", order.ErrStockRefused), "stock_refused"},
 		{inventory.ErrKeyReused, "key_reused"},
 		{order.ErrKeyReused, "key_reused"},
 		{fmt.Errorf("commit: %w", order.ErrCommitUnknown), "commit_unknown"},
@@ -45,6 +46,10 @@ func (f *fakeStock) Reserve(context.Context, inventory.Reservation) (inventory.R
 
 func (f *fakeStock) Release(context.Context, inventory.SaleID, string, string, bool) (int, error) {
 	return 2, nil
+}
+
+func (f *fakeStock) Discard(context.Context, inventory.SaleID, string, string) (int, error) {
+	return 1, nil
 }
 
 // TestStockDecoratorPassesThroughAndCounts: results reach the caller

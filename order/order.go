@@ -30,6 +30,10 @@ var (
 	ErrCommitUnknown  = errors.New("order: commit outcome unknown")
 	ErrDuplicate      = errors.New("order: an order already exists for this idempotency key")
 	ErrNotTransitable = errors.New("order: status does not allow this transition")
+	// ErrStockRefused is a sold-out that PostgreSQL decided: the sale has
+	// no unit left in truth for an order Redis had reserved, so Redis had
+	// lost writes. It wraps inventory.ErrSoldOut, and answers as one.
+	ErrStockRefused = fmt.Errorf("%w: PostgreSQL holds no unit for the reservation", inventory.ErrSoldOut)
 )
 
 // ID identifies an order; it encodes its shard.

@@ -34,6 +34,9 @@ type Store interface {
 type Stock interface {
 	Reserve(ctx context.Context, r inventory.Reservation) (inventory.Reserved, error)
 	Release(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool) (int, error)
+	// Discard drops a reservation and its claim without giving its units
+	// back: PostgreSQL refused them, so Redis had counted units it lost.
+	Discard(ctx context.Context, sale inventory.SaleID, buyer, key string) (int, error)
 }
 
 // Catalog reads sales, from memory on the hot path.
@@ -134,17 +137,32 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 		// the reconciler returns the units after the grace period.
 		return Order{}, false, err
 	}
-	// No order was written under this reservation: give its units back
-	// before answering, and forget the claim so a retry is judged afresh.
-	if _, rerr := s.stock.Release(context.WithoutCancel(ctx), r.Sale, r.Buyer.String(), r.Key.String(), true); rerr != nil {
-		s.log.ErrorContext(ctx, "release after failed commit", "sale_id", r.Sale.String(), "err", rerr)
-	}
+	s.undoReservation(ctx, r, err)
 	if errors.Is(err, ErrDuplicate) {
 		// Redis forgot the claim (or the key was used for another sale);
 		// PostgreSQL's unique key caught it.
 		return s.replay(ctx, r)
 	}
 	return Order{}, false, err
+}
+
+// undoReservation settles a reservation under which no order was written,
+// before answering, and forgets its claim so a retry is judged afresh. Its
+// units go back to stock, unless PostgreSQL refused them for want of stock
+// in truth: then Redis counted units it had lost, and they are dropped,
+// which brings Redis one reservation closer to the truth.
+func (s *Service) undoReservation(ctx context.Context, r PlaceRequest, why error) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if errors.Is(why, ErrStockRefused) {
+		s.soldOut.Mark(r.Sale)
+		_, err = s.stock.Discard(ctx, r.Sale, r.Buyer.String(), r.Key.String())
+	} else {
+		_, err = s.stock.Release(ctx, r.Sale, r.Buyer.String(), r.Key.String(), true)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "undoing a reservation failed", "sale_id", r.Sale.String(), "err", err)
+	}
 }
 
 // replay answers a request whose key was already claimed: with the order it

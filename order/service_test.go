@@ -77,7 +77,7 @@ func newRig(t *testing.T) *rig {
 	r.soldOut = inventory.NewSoldOut(r.stock.Stock, testenv.Logger(t))
 	nodes := []*redis.Client{node1, testenv.Redis(t, cfg, 1), testenv.Redis(t, cfg, 2)}
 	locker := lease.NewLocker(nodes, cfg.RedisPrefix, 5*time.Second, sales.NextToken)
-	r.sales = inventory.NewService(sales, r.stock.Stock, r.soldOut, locker, r.store, time.Minute, testenv.Logger(t))
+	r.sales = inventory.NewService(sales, r.stock.Stock, r.soldOut, locker, r.store, r.store, time.Minute, testenv.Logger(t))
 	r.faulty = &faultyStore{Store: r.store}
 	r.catalog = inventory.NewCatalog(sales)
 	r.svc = order.NewService(r.faulty, r.stock, r.catalog, r.soldOut,

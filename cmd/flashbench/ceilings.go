@@ -245,6 +245,11 @@ func insertCeiling(ctx context.Context, cfg *config.Config, vus int, dur time.Du
 	defer func() { stop(); <-done }()
 	sid, _ := inventory.NewSaleID(1)
 	sale := inventory.Sale{ID: sid, NewSale: inventory.NewSale{PriceCents: 100, Currency: "EUR"}}
+	// The sale exists only in the allotments: the ceiling measures what a
+	// commit costs PostgreSQL, allotment check included.
+	if err := store.Allot(ctx, sid, 1<<40); err != nil {
+		return fail(err)
+	}
 	var fails atomic.Int64
 	op := func(ctx context.Context, seq int64) (Outcome, time.Time) {
 		sent := time.Now()

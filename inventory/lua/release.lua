@@ -1,9 +1,11 @@
 -- Returns the units of one reservation to stock, at most once: the
--- reservation entry is the token, and a second call finds it gone.
+-- reservation entry is the token, and a second call finds it gone. A
+-- discard (ARGV 7 = 0) drops the reservation without giving its units back:
+-- PostgreSQL refused them, so they did not exist (Redis had lost writes).
 -- KEYS: 1 sale hash  2 buyers hash  3 reservations hash  4 idempotency claim
 -- ARGV: 1 reservation field  2 buyer  3 forget claim (1/0)  4 reopen channel  5 sale id
---       6 fencing token (0 when the caller holds no lock)
--- Returns {units returned (0 if already released), stock, stale fence (1/0)}
+--       6 fencing token (0 when the caller holds no lock)  7 give the units back (1/0)
+-- Returns {units released (0 if already released), stock, stale fence (1/0)}
 local token = tonumber(ARGV[6])
 if token > 0 then
   local fence = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
@@ -14,8 +16,9 @@ local v = redis.call('HGET', KEYS[3], ARGV[1])
 if not v then return {0, tonumber(redis.call('HGET', KEYS[1], 'stock') or '0'), 0} end
 local qty = tonumber(string.match(v, '^(%d+)'))
 redis.call('HDEL', KEYS[3], ARGV[1])
-local stock = redis.call('HINCRBY', KEYS[1], 'stock', qty)
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -qty) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
 if ARGV[3] == '1' then redis.call('DEL', KEYS[4]) end
+if ARGV[7] == '0' then return {qty, tonumber(redis.call('HGET', KEYS[1], 'stock') or '0'), 0} end
+local stock = redis.call('HINCRBY', KEYS[1], 'stock', qty)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {qty, stock, 0}

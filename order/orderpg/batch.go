@@ -25,11 +25,19 @@ type pending struct {
 }
 
 type result struct {
-	inserted  bool
+	outcome   string // one of the outcome constants
 	id        order.ID
 	createdAt time.Time
 	expiresAt time.Time
 }
+
+// What sql/order_create.sql says of each order.
+const (
+	outcomeCreated   = "created"
+	outcomeLate      = "late"      // its reservation outlived the commit deadline
+	outcomeNoStock   = "no-stock"  // this database's allotment of the sale lacks its units
+	outcomeDuplicate = "duplicate" // the buyer's key already made an order
+)
 
 // committer is the group commit of one database (internal/batch): each
 // worker takes every order queued while its previous transaction was
@@ -143,36 +151,40 @@ func (g *group) args() []any {
 	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines}
 }
 
-// read matches the inserted rows to the group's orders by (buyer, key);
-// an order with no row was not inserted.
+// read takes the statement's one row per order, in the group's order: its
+// outcome and, when created, the order's columns.
 func (g *group) read(br pgx.BatchResults, results []result) error {
-	byKey := make(map[string]int, len(g.idx))
-	for _, i := range g.idx {
-		o := g.batch[i].o
-		byKey[o.Buyer.String()+"\x00"+o.Key.String()] = i
-	}
 	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	n := 0
 	for rows.Next() {
-		var id int64
-		var buyer, key string
+		var ord int64
+		var id *int64
+		var created, expires *time.Time
 		var r result
-		if err := rows.Scan(&id, &buyer, &key, &r.createdAt, &r.expiresAt); err != nil {
+		if err := rows.Scan(&ord, &r.outcome, &id, &created, &expires); err != nil {
 			return err
 		}
-		i, ok := byKey[buyer+"\x00"+key]
-		if !ok {
-			return fmt.Errorf("row for an order not in the batch (%s)", buyer)
+		if ord < 1 || int(ord) > len(g.idx) {
+			return fmt.Errorf("row for an order not in the batch (%d)", ord)
 		}
-		if r.id, err = order.NewID(id); err != nil {
-			return err
+		if r.outcome == outcomeCreated {
+			if r.id, err = order.NewID(*id); err != nil {
+				return err
+			}
+			r.createdAt, r.expiresAt = created.UTC(), expires.UTC()
 		}
-		r.inserted = true
-		r.createdAt, r.expiresAt = r.createdAt.UTC(), r.expiresAt.UTC()
-		results[i] = r
+		results[g.idx[ord-1]] = r
+		n++
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(g.idx) {
+		return fmt.Errorf("%d rows for %d orders", n, len(g.idx))
+	}
+	return nil
 }

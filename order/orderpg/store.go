@@ -4,9 +4,11 @@
 package orderpg
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 
@@ -28,6 +30,8 @@ type Store struct {
 	q        []queries                         // by shard
 	batchers []*batch.Batcher[pending, result] // by database
 	onCommit func(shard.ID)
+	aq       allotQueries
+	log      *slog.Logger
 }
 
 // queries are the statements of one shard, its schema substituted.
@@ -35,6 +39,7 @@ type queries struct {
 	create, byKey, get, list    string
 	pay, cancel, expire, closed string
 	cancelOversold, keysExist   string
+	liveUnits                   string
 }
 
 // Options tunes group commit.
@@ -44,17 +49,19 @@ type Options struct {
 	// OnCommit, when set, is told each shard whose outbox just received
 	// rows, after the commit: it wakes the relay without polling.
 	OnCommit func(shard.ID)
+	Log      *slog.Logger // nil: slog.Default()
 }
 
 // New returns the store over pools, one per database in shard-map order.
 func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
-	s := &Store{pools: pools, m: m, q: make([]queries, m.Shards()), onCommit: opt.OnCommit}
+	s := &Store{pools: pools, m: m, q: make([]queries, m.Shards()), onCommit: opt.OnCommit,
+		aq: newAllotQueries(flashsale.Query), log: cmp.Or(opt.Log, slog.Default())}
 	for i := range m.Shards() {
 		schema := shard.ID(i).Schema()
 		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", schema) }
 		s.q[i] = queries{create: sub("order_create"), byKey: sub("order_by_key"), get: sub("order_get"), list: sub("order_list"),
 			pay: sub("order_pay"), cancel: sub("order_cancel"), expire: sub("order_expire"), closed: sub("order_closed_recent"),
-			cancelOversold: sub("order_cancel_oversold"), keysExist: sub("order_keys_exist")}
+			cancelOversold: sub("order_cancel_oversold"), keysExist: sub("order_keys_exist"), liveUnits: sub("order_live_units")}
 	}
 	create := func(sh shard.ID) string { return s.q[sh].create }
 	for _, p := range pools {
@@ -78,31 +85,35 @@ func (s *Store) Run(ctx context.Context) error {
 }
 
 // Create commits the order and its OrderCreated event on the buyer's shard,
-// together with whatever other orders are waiting for that database.
+// together with whatever other orders are waiting for that database. An
+// order its database's allotment can't hold waits for units to move there
+// from another database; when the sale has no unit left in truth it is
+// refused with order.ErrStockRefused.
 func (s *Store) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
 	sh := s.m.ForUser(o.Buyer.String())
-	r, err := s.batchers[s.m.Database(sh)].Do(ctx, pending{shard: sh, o: o})
+	db := s.m.Database(sh)
+	r, err := s.batchers[db].Do(ctx, pending{shard: sh, o: o})
+	for try := 0; err == nil && r.outcome == outcomeNoStock && try < refillTries; try++ {
+		// Concurrent orders of this database may take the units that moved
+		// before this one's retry: then it asks again.
+		if err = s.refill(ctx, o.Sale.ID, db, int64(o.Qty)); err == nil {
+			r, err = s.batchers[db].Do(ctx, pending{shard: sh, o: o})
+		}
+	}
 	if err != nil {
 		return order.Order{}, err
 	}
-	if !r.inserted {
-		return order.Order{}, s.whyNotInserted(ctx, o)
-	}
-	return order.Order{ID: r.id, SaleID: o.Sale.ID, Buyer: o.Buyer, Key: o.Key, RequestHash: o.RequestHash,
-		Quantity: o.Qty, AmountCents: o.Sale.PriceCents * int64(o.Qty), Currency: o.Sale.Currency,
-		Status: order.StatusPendingPayment, CreatedAt: r.createdAt, ExpiresAt: r.expiresAt}, nil
-}
-
-// whyNotInserted tells a duplicate key from a missed commit deadline.
-func (s *Store) whyNotInserted(ctx context.Context, o order.NewOrder) error {
-	_, err := s.ByKey(ctx, o.Buyer, o.Key)
-	switch {
-	case err == nil:
-		return order.ErrDuplicate
-	case errors.Is(err, order.ErrNotFound):
-		return order.ErrCommitExpired
+	switch r.outcome {
+	case outcomeCreated:
+		return order.Order{ID: r.id, SaleID: o.Sale.ID, Buyer: o.Buyer, Key: o.Key, RequestHash: o.RequestHash,
+			Quantity: o.Qty, AmountCents: o.Sale.PriceCents * int64(o.Qty), Currency: o.Sale.Currency,
+			Status: order.StatusPendingPayment, CreatedAt: r.createdAt, ExpiresAt: r.expiresAt}, nil
+	case outcomeDuplicate:
+		return order.Order{}, order.ErrDuplicate
+	case outcomeLate:
+		return order.Order{}, order.ErrCommitExpired
 	default:
-		return err
+		return order.Order{}, fmt.Errorf("%w: other orders kept taking the units moved to this order's database", order.ErrOverloaded)
 	}
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS transfers;
+DROP TABLE IF EXISTS allotments;
