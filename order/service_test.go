@@ -32,6 +32,8 @@ type rig struct {
 	faulty  *faultyStore
 	pools   []*pgxpool.Pool
 	m       shard.Map
+	node1   *redis.Client
+	prefix  string // of the test's Redis keys
 }
 
 // countingStock counts the reservation calls that reach Redis.
@@ -68,7 +70,7 @@ func newRig(t *testing.T) *rig {
 	r := &rig{stock: &countingStock{Stock: inventory.NewStock(node1, cfg.RedisPrefix,
 		inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1_000_000, IPBurst: 1_000_000})}}
 	r.store = orderpg.New(pools, m, orderpg.Options{MaxBatch: 16, Workers: 2})
-	r.pools, r.m = pools, m
+	r.pools, r.m, r.node1, r.prefix = pools, m, node1, cfg.RedisPrefix
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.store.Run(ctx) }()
