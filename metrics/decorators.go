@@ -118,3 +118,27 @@ func (s *soldOut) Reopen(id inventory.SaleID) {
 	s.inner.Reopen(id)
 	s.reopens.Inc()
 }
+
+// Oversold wraps what the inventory ledger calls when it finds orders
+// beyond a sale's stock. PostgreSQL's allotments refuse such orders before
+// they commit, so this last net should never fire: its counter,
+// flashsale_oversold_cancelled_total, is one to alert on.
+func (m *Metrics) Oversold(inner inventory.OversoldCanceller) inventory.OversoldCanceller {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "oversold_cancelled_total",
+		Help: "Orders the inventory ledger cancelled as sold beyond their sale's stock; should stay 0."})
+	m.reg.MustRegister(c)
+	return &oversold{inner: inner, cancelled: c}
+}
+
+type oversold struct {
+	inner     inventory.OversoldCanceller
+	cancelled prometheus.Counter
+}
+
+func (o *oversold) CancelOversold(ctx context.Context, orderIDs []int64) error {
+	err := o.inner.CancelOversold(ctx, orderIDs)
+	if err == nil {
+		o.cancelled.Add(float64(len(orderIDs)))
+	}
+	return err
+}

@@ -138,3 +138,25 @@ func histogramCount(t *testing.T, f *dto.MetricFamily, op, outcome string) int {
 	}
 	return 0
 }
+
+// failingCanceller fails its calls while err is set.
+type failingCanceller struct{ err error }
+
+func (f *failingCanceller) CancelOversold(context.Context, []int64) error { return f.err }
+
+// TestOversoldCountsCancelledOrders: only cancellations that happened are
+// counted, one per order.
+func TestOversoldCountsCancelledOrders(t *testing.T) {
+	inner := &failingCanceller{}
+	o := New().Oversold(inner)
+	if err := o.CancelOversold(context.Background(), []int64{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	inner.err = errors.New("boom")
+	if err := o.CancelOversold(context.Background(), []int64{4}); err == nil {
+		t.Fatal("the inner error was swallowed")
+	}
+	if got := testutil.ToFloat64(o.(*oversold).cancelled); got != 3 {
+		t.Fatalf("counted %v cancelled orders, want 3", got)
+	}
+}

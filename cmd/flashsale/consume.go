@@ -66,6 +66,7 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 
 	var h consumer.Handler
 	batch := 0 // the consumer's default
+	m := metrics.New()
 	switch which {
 	case "inventory":
 		// The order service cancels what an oversell sold; it needs the
@@ -77,7 +78,7 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 			return err
 		}
 		defer a.Close()
-		h = inventory.NewLedger(db, a.OrderStore(), log)
+		h = inventory.NewLedger(db, m.Oversold(a.OrderStore()), log)
 	case "notify":
 		s, err := notify.New(notify.Config{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, Log: log})
 		if err != nil {
@@ -90,7 +91,6 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	m := metrics.New()
 	m.Consumer(which, c)
 	stop, err := startDebug(ctx, cfg.DebugAddr, m, log)
 	if err != nil {
