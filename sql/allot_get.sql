@@ -1,4 +1,4 @@
--- This database's allotment of a sale: the units it may sell, and those
--- its live orders hold. No row: it has none yet.
+-- This database's allotments of a sale: the units each may sell, and those
+-- its live orders hold.
 -- $1 sale id
-SELECT allotted, sold FROM stock.allotments WHERE sale_id = $1
+SELECT slot, allotted, sold FROM stock.allotments WHERE sale_id = $1 ORDER BY slot

@@ -9,13 +9,13 @@ WITH o AS (
     SET status = 'cancelled', cancel_reason = $3, updated_at = now()
     WHERE id = $1 AND user_id = $2 AND status = 'pending_payment'
     RETURNING id, sale_id, user_id, idempotency_key, request_hash, quantity, amount_cents, currency, status,
-              created_at, expires_at, cancel_reason
+              created_at, expires_at, cancel_reason, allot_slot
 ), freed AS (
-    -- The order's units go back to its database's allotment with it.
+    -- The order's units go back to the allotment that gave them.
     UPDATE stock.allotments a
     SET sold = a.sold - n.units, updated_at = now()
-    FROM (SELECT sale_id, sum(quantity) AS units FROM o GROUP BY sale_id) n
-    WHERE a.sale_id = n.sale_id
+    FROM (SELECT sale_id, allot_slot, sum(quantity) AS units FROM o GROUP BY sale_id, allot_slot) n
+    WHERE a.sale_id = n.sale_id AND a.slot = n.allot_slot
 ), e AS (
     INSERT INTO __shard__.outbox (aggregate_id, event_type, payload)
     SELECT o.id, 'flashsale.order.cancelled', __shard__.order_event_payload(

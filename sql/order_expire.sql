@@ -19,13 +19,13 @@ WITH due AS (
     FROM due
     WHERE t.id = due.id AND t.status = 'pending_payment' AND t.expires_at <= now()
     RETURNING t.id, t.sale_id, t.user_id, t.idempotency_key, t.request_hash, t.quantity, t.amount_cents,
-              t.currency, t.status, t.created_at, t.expires_at
+              t.currency, t.status, t.created_at, t.expires_at, t.allot_slot
 ), freed AS (
-    -- The order's units go back to its database's allotment with it.
+    -- The order's units go back to the allotment that gave them.
     UPDATE stock.allotments a
     SET sold = a.sold - n.units, updated_at = now()
-    FROM (SELECT sale_id, sum(quantity) AS units FROM o GROUP BY sale_id) n
-    WHERE a.sale_id = n.sale_id
+    FROM (SELECT sale_id, allot_slot, sum(quantity) AS units FROM o GROUP BY sale_id, allot_slot) n
+    WHERE a.sale_id = n.sale_id AND a.slot = n.allot_slot
 ), e AS (
     INSERT INTO __shard__.outbox (aggregate_id, event_type, payload)
     SELECT o.id, 'flashsale.order.expired', __shard__.order_event_payload(

@@ -13,18 +13,26 @@ import (
 	"flashsale/order"
 )
 
-// Each sale's stock is split into per-database allotments (schema stock,
-// migrations/database): the statement that commits a batch of orders takes
-// their units from its database's allotment, with one conditional UPDATE
-// per sale, so PostgreSQL refuses a unit that Redis wrongly allowed even
-// though orders are spread over databases that share no transaction. When
-// a database runs short, units move to it from another by a transfer: the
-// source lowers its allotment and records the transfer in one statement,
-// the destination applies it at most once by its id, and an interrupted
-// transfer is finished later from the source's open row. A transfer never
-// creates or destroys a unit, whoever runs it and however often, so it
-// needs no lock: across databases, allotments plus units in transit always
-// equal sales.stock, and units in live orders never exceed it.
+// Each sale's stock is split into allotments (schema stock,
+// migrations/database), allotSlots per database: the statement that
+// commits a batch of orders takes their units from one allotment of its
+// database, with one locked conditional UPDATE per sale, so PostgreSQL
+// refuses a unit that Redis wrongly allowed even though orders are spread
+// over databases that share no transaction. Concurrent group commits of a
+// database use different slots: each holds its allotment's row lock until
+// it is durable, and commits queued on one row could not share a WAL
+// flush.
+//
+// When an allotment runs short, units move to it from another by a
+// transfer: the source lowers its allotment and records the transfer in
+// one statement, the destination applies it at most once by its id, and an
+// interrupted transfer is finished later from the source's open row. A
+// transfer never creates or destroys a unit, whoever runs it and however
+// often, so it needs no lock: the allotments plus the units in transit
+// always equal sales.stock, and units in live orders never exceed it.
+
+// allotSlots is the number of allotments of a sale on each database.
+const allotSlots = 4
 
 // allotQueries are the allotment statements, the same on every database.
 type allotQueries struct {
@@ -37,23 +45,25 @@ func newAllotQueries(q func(string) string) allotQueries {
 		saleStock: q("allot_sale_stock")}
 }
 
-// allotment is one database's share of a sale.
+// pot names one allotment: a database and a slot on it.
+type pot struct{ db, slot int }
+
+// allotment is one allotment of a sale.
 type allotment struct {
-	exists          bool
-	allotted, sold  int64
-	free            int64 // allotted - sold
-	database, order int
+	pot
+	allotted, sold int64
 }
 
-// Allot gives a new sale's stock to the databases, in proportion to the
-// shards each holds. It is idempotent: a database that has its allotment
-// keeps it, so a retry or a second instance changes nothing, and a sale
-// that already has orders (created before allotments existed) starts with
-// each database holding at least the units of its live orders.
+func (a allotment) free() int64 { return a.allotted - a.sold }
+
+// Allot gives a new sale's stock to the allotments, in proportion to the
+// shards each database holds. It is idempotent: an allotment that exists
+// keeps what it has, so a retry or a second instance changes nothing, and a
+// sale that already has orders (placed before allotments existed) starts
+// with each database's slot 0 holding the units of its live orders.
 func (s *Store) Allot(ctx context.Context, sale inventory.SaleID, stock int) error {
-	n := s.m.Databases()
 	var others int64
-	for db := n - 1; db >= 0; db-- {
+	for db := s.m.Databases() - 1; db >= 0; db-- {
 		live, err := s.liveUnitsOn(ctx, sale, db)
 		if err != nil {
 			return err
@@ -64,14 +74,31 @@ func (s *Store) Allot(ctx context.Context, sale inventory.SaleID, stock int) err
 			// included, so the allotments add up to the stock exactly.
 			share = int64(stock) - others
 		}
-		if _, err := s.pools[db].Exec(ctx, s.aq.init, sale.Int64(), max(share, live), live); err != nil {
-			return fmt.Errorf("orderpg: allot sale %s on database %d: %w", sale, db, err)
+		if err := s.allotOn(ctx, sale, db, share, live); err != nil {
+			return err
 		}
-		a, err := s.allotmentOn(ctx, sale, db)
+		all, err := s.allotmentsOn(ctx, sale, db)
 		if err != nil {
 			return err
 		}
-		others += a.allotted
+		for _, a := range all {
+			others += a.allotted
+		}
+	}
+	return nil
+}
+
+// allotOn splits share over the database's slots; slot 0 also holds the
+// units of live orders placed before the sale had allotments.
+func (s *Store) allotOn(ctx context.Context, sale inventory.SaleID, db int, share, live int64) error {
+	for slot := allotSlots - 1; slot >= 0; slot-- {
+		units, sold := share/allotSlots, int64(0)
+		if slot == 0 {
+			units, sold = max(share-units*(allotSlots-1), live), live
+		}
+		if _, err := s.pools[db].Exec(ctx, s.aq.init, sale.Int64(), slot, units, sold); err != nil {
+			return fmt.Errorf("orderpg: allot sale %s on database %d: %w", sale, db, err)
+		}
 	}
 	return nil
 }
@@ -89,17 +116,33 @@ func (s *Store) liveUnitsOn(ctx context.Context, sale inventory.SaleID, db int) 
 	return total, nil
 }
 
-func (s *Store) allotmentOn(ctx context.Context, sale inventory.SaleID, db int) (allotment, error) {
-	a := allotment{database: db}
-	err := s.pools[db].QueryRow(ctx, s.aq.get, sale.Int64()).Scan(&a.allotted, &a.sold)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return a, nil
-	case err != nil:
-		return a, fmt.Errorf("orderpg: allotment of sale %s on database %d: %w", sale, db, err)
+// allotmentsOn reads the sale's allotments on one database.
+func (s *Store) allotmentsOn(ctx context.Context, sale inventory.SaleID, db int) ([]allotment, error) {
+	rows, err := s.pools[db].Query(ctx, s.aq.get, sale.Int64())
+	if err != nil {
+		return nil, fmt.Errorf("orderpg: allotments of sale %s on database %d: %w", sale, db, err)
 	}
-	a.exists, a.free = true, a.allotted-a.sold
-	return a, nil
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (allotment, error) {
+		a := allotment{pot: pot{db: db}}
+		return a, r.Scan(&a.slot, &a.allotted, &a.sold)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orderpg: allotments of sale %s on database %d: %w", sale, db, err)
+	}
+	return all, nil
+}
+
+// allotments reads the sale's allotments on every database.
+func (s *Store) allotments(ctx context.Context, sale inventory.SaleID) ([]allotment, error) {
+	var all []allotment
+	for db := range s.pools {
+		on, err := s.allotmentsOn(ctx, sale, db)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, on...)
+	}
+	return all, nil
 }
 
 // LiveUnits is the units held by the sale's live orders (pending payment
@@ -116,29 +159,19 @@ func (s *Store) LiveUnits(ctx context.Context, sale inventory.SaleID) (int, erro
 	return int(sold), nil
 }
 
-func (s *Store) allotments(ctx context.Context, sale inventory.SaleID) ([]allotment, error) {
-	all := make([]allotment, s.m.Databases())
-	for db := range all {
-		a, err := s.allotmentOn(ctx, sale, db)
-		if err != nil {
-			return nil, err
-		}
-		all[db] = a
-	}
-	return all, nil
-}
-
 // refillTries bounds the rounds one short order spends on getting units
-// to its database; a round fails only when concurrent orders or transfers
-// took the units it meant to move, and the next waits a little longer, for
-// the commits in flight to settle what is left.
-const refillTries = 5
+// to its allotment; a round fails only when concurrent orders or transfers
+// took the units it meant to move (or hold them in a commit in flight),
+// and the next waits twice as long, for those commits to settle what is
+// left: about a quarter of a second in all.
+const refillTries = 8
 
-// refill gets at least need free units of the sale onto database db, from
-// the others. It answers order.ErrStockRefused when the sale has fewer
-// than need units not held by live orders anywhere: PostgreSQL has nothing
-// left for this order, whatever Redis believed.
-func (s *Store) refill(ctx context.Context, sale inventory.SaleID, db int, need int64) error {
+// refill gets free units for the order onto the allotment to, from the
+// others. It answers order.ErrStockRefused when the sale has fewer units
+// than the order wants that no live order holds: PostgreSQL has nothing
+// left for it, whatever Redis believed.
+func (s *Store) refill(ctx context.Context, o order.NewOrder, to pot) error {
+	sale, need := o.Sale.ID, int64(o.Qty)
 	if err := s.ensureAllotted(ctx, sale); err != nil {
 		return err
 	}
@@ -150,10 +183,7 @@ func (s *Store) refill(ctx context.Context, sale inventory.SaleID, db int, need 
 		if err := s.sellable(ctx, sale, all, need); err != nil {
 			return err
 		}
-		if all[db].free >= need {
-			return nil // units arrived meanwhile
-		}
-		moved, err := s.moveTo(ctx, sale, all, db, need)
+		moved, err := s.moveTo(ctx, sale, all, to, need)
 		if err != nil || moved {
 			return err
 		}
@@ -163,15 +193,15 @@ func (s *Store) refill(ctx context.Context, sale inventory.SaleID, db int, need 
 		case <-time.After(time.Duration(1<<try) * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%w: stock of sale %s is moving between databases; retry", order.ErrOverloaded, sale)
+	return fmt.Errorf("%w: stock of sale %s is moving between allotments; retry", order.ErrOverloaded, sale)
 }
 
 // ensureAllotted allots a sale that has no allotment on database 0: one
 // created before allotments existed, or whose creation stopped before it
 // was allotted.
 func (s *Store) ensureAllotted(ctx context.Context, sale inventory.SaleID) error {
-	a, err := s.allotmentOn(ctx, sale, 0)
-	if err != nil || a.exists {
+	on0, err := s.allotmentsOn(ctx, sale, 0)
+	if err != nil || len(on0) > 0 {
 		return err
 	}
 	var stock int
@@ -181,10 +211,10 @@ func (s *Store) ensureAllotted(ctx context.Context, sale inventory.SaleID) error
 	return s.Allot(ctx, sale, stock)
 }
 
-// sellable refuses the order when stock minus the units of live orders
-// over every database is below need. Units only move between allotments
-// by transfers, which never change sold, so this holds however transfers
-// race with the reads.
+// sellable refuses the order when the sale's stock minus the units of
+// live orders over every database is below need. Units move between
+// allotments only by transfers, which never change sold, so this holds
+// however transfers race with the reads.
 func (s *Store) sellable(ctx context.Context, sale inventory.SaleID, all []allotment, need int64) error {
 	var stock, sold int64
 	if err := s.pools[0].QueryRow(ctx, s.aq.saleStock, sale.Int64()).Scan(&stock); err != nil {
@@ -199,47 +229,62 @@ func (s *Store) sellable(ctx context.Context, sale inventory.SaleID, all []allot
 	return nil
 }
 
-// moveTo transfers to db from the database with the most free units: half
-// of them, and at least need, so that a database running dry takes a
-// share large enough not to come back for each order. It reports false
-// when no donor had need units free by the time its transfer ran.
-func (s *Store) moveTo(ctx context.Context, sale inventory.SaleID, all []allotment, db int, need int64) (bool, error) {
+// moveTo makes sure the allotment to has need units free: when it has
+// not, it transfers from the allotment with the most free units half of
+// them, and at least need, so that an allotment running dry takes a share
+// large enough not to come back for each order. It reports false when no
+// donor had need units free by the time its transfer ran.
+func (s *Store) moveTo(ctx context.Context, sale inventory.SaleID, all []allotment, to pot, need int64) (bool, error) {
 	donor := -1
-	for _, a := range all {
-		if a.database != db && a.exists && a.free >= need && (donor < 0 || a.free > all[donor].free) {
-			donor = a.database
+	for i, a := range all {
+		if a.pot == to && a.free() >= need {
+			return true, nil // units arrived meanwhile
+		}
+		if a.pot != to && a.free() >= need && (donor < 0 || a.free() > all[donor].free()) {
+			donor = i
 		}
 	}
 	if donor < 0 {
 		return false, nil
 	}
-	units := min(all[donor].free, max(need, all[donor].free/2))
-	return s.transfer(ctx, sale, donor, db, units)
+	free := all[donor].free()
+	return s.transfer(ctx, sale, all[donor].pot, to, min(free, max(need, free/2)))
 }
 
-// transfer moves units of the sale from one database to another: out of
-// the source (with its record), into the destination (once per id), then
-// the source's record is closed. It reports false when the source no
-// longer had the units free.
-func (s *Store) transfer(ctx context.Context, sale inventory.SaleID, from, to int, units int64) (bool, error) {
-	id := newTransferID()
-	err := s.pools[from].QueryRow(ctx, s.aq.out, id, sale.Int64(), to, units).Scan(new([16]byte))
+// transfer moves units of the sale between two allotments: out of the
+// source (with its record), into the destination (once per id), then the
+// source's record is closed. It reports false when the source no longer
+// had the units free.
+func (s *Store) transfer(ctx context.Context, sale inventory.SaleID, from, to pot, units int64) (bool, error) {
+	t := openTransfer{ID: newTransferID(), Sale: sale.Int64(), Slot: int16(from.slot), To: int32(to.db),
+		ToSlot: int16(to.slot), Units: units}
+	err := s.pools[from.db].QueryRow(ctx, s.aq.out, t.ID, t.Sale, t.Slot, t.To, t.ToSlot, t.Units).Scan(new([16]byte))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("orderpg: transfer out of database %d: %w", from, err)
+		return false, fmt.Errorf("orderpg: transfer out of database %d: %w", from.db, err)
 	}
-	return true, s.finishTransfer(ctx, id, sale.Int64(), from, to, units)
+	return true, s.finishTransfer(ctx, from.db, t)
+}
+
+// openTransfer is a transfer as its source recorded it.
+type openTransfer struct {
+	ID     [16]byte
+	Sale   int64
+	Slot   int16 // the source's
+	To     int32
+	ToSlot int16
+	Units  int64
 }
 
 // finishTransfer applies a transfer on its destination and closes it on
 // its source; both steps may run again without effect.
-func (s *Store) finishTransfer(ctx context.Context, id [16]byte, sale int64, from, to int, units int64) error {
-	if _, err := s.pools[to].Exec(ctx, s.aq.in, id, sale, from, units); err != nil {
-		return fmt.Errorf("orderpg: transfer into database %d: %w", to, err)
+func (s *Store) finishTransfer(ctx context.Context, from int, t openTransfer) error {
+	if _, err := s.pools[t.To].Exec(ctx, s.aq.in, t.ID, t.Sale, t.ToSlot, from, t.Slot, t.Units); err != nil {
+		return fmt.Errorf("orderpg: transfer into database %d: %w", t.To, err)
 	}
-	if _, err := s.pools[from].Exec(ctx, s.aq.done, id); err != nil {
+	if _, err := s.pools[from].Exec(ctx, s.aq.done, t.ID); err != nil {
 		return fmt.Errorf("orderpg: close transfer on database %d: %w", from, err)
 	}
 	return nil
@@ -260,20 +305,13 @@ func (s *Store) FinishTransfers(ctx context.Context, minAge time.Duration) (int,
 			return n, fmt.Errorf("orderpg: open transfers on database %d: %w", from, err)
 		}
 		for _, t := range open {
-			if err := s.finishTransfer(ctx, t.ID, t.Sale, from, int(t.To), t.Units); err != nil {
+			if err := s.finishTransfer(ctx, from, t); err != nil {
 				return n, err
 			}
 			n++
 		}
 	}
 	return n, nil
-}
-
-type openTransfer struct {
-	ID    [16]byte
-	Sale  int64
-	To    int32
-	Units int64
 }
 
 // RunTransfers finishes interrupted transfers every interval until ctx
@@ -286,9 +324,11 @@ func (s *Store) RunTransfers(ctx context.Context, every time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if n, err := s.FinishTransfers(ctx, every); err != nil && ctx.Err() == nil {
+			n, err := s.FinishTransfers(ctx, every)
+			switch {
+			case err != nil && ctx.Err() == nil:
 				s.log.WarnContext(ctx, "finishing stock transfers failed", "err", err)
-			} else if n > 0 {
+			case n > 0:
 				s.log.WarnContext(ctx, "finished interrupted stock transfers", "transfers", n)
 			}
 		}

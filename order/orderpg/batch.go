@@ -26,6 +26,7 @@ type pending struct {
 
 type result struct {
 	outcome   string // one of the outcome constants
+	slot      int    // the allotment slot the order's transaction used
 	id        order.ID
 	createdAt time.Time
 	expiresAt time.Time
@@ -48,17 +49,47 @@ type committer struct {
 	pool     *pgxpool.Pool
 	create   func(shard.ID) string
 	onCommit func(shard.ID)
+	// slots hands each transaction in flight an allotment slot of its
+	// own, so that concurrent commits lock different allotment rows.
+	slots chan int
+}
+
+// newCommitter returns the group commit of one database, whose workers
+// transactions take the allotment slots from first on (modulo allotSlots).
+func newCommitter(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), workers, first int) *committer {
+	c := &committer{pool: pool, create: create, onCommit: onCommit, slots: make(chan int, workers)}
+	for w := range workers {
+		c.slots <- (first + w) % allotSlots
+	}
+	return c
 }
 
 // commitTimeout bounds one batch; the orders' own commit deadline is
 // enforced by PostgreSQL's clock inside the statement.
 const commitTimeout = 5 * time.Second
 
-// commit runs the batch as one implicit transaction.
+// commit runs the batch as one implicit transaction, in a slot no other
+// transaction of this committer uses meanwhile.
 func (b *committer) commit(ctx context.Context, orders []pending, out []batch.Result[result]) {
+	slot := <-b.slots // never waits: there are as many slots as workers
+	defer func() { b.slots <- slot }()
+	b.commitIn(ctx, orders, out, slot)
+}
+
+// alone commits one order by itself in slot, outside the group commit: an
+// order whose allotment was short, once units moved there.
+func (b *committer) alone(ctx context.Context, p pending, slot int) (result, error) {
+	out := make([]batch.Result[result], 1)
+	b.commitIn(ctx, []pending{p}, out, slot)
+	return out[0].Val, out[0].Err
+}
+
+// commitIn runs the batch as one implicit transaction that takes its
+// units from the allotments of slot.
+func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.Result[result], slot int) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	results, err := b.exec(ctx, orders)
+	results, err := b.exec(ctx, orders, slot)
 	var pgErr *pgconn.PgError
 	if err != nil && !errors.As(err, &pgErr) {
 		// A network error or timeout leaves the outcome unknown: the
@@ -73,7 +104,7 @@ func (b *committer) commit(ctx context.Context, orders []pending, out []batch.Re
 		// PostgreSQL refused the batch, so none of it committed: retry each
 		// order alone so one bad order cannot sink the others.
 		for i := range orders {
-			b.commit(ctx, orders[i:i+1], out[i:i+1])
+			b.commitIn(ctx, orders[i:i+1], out[i:i+1], slot)
 		}
 		return
 	}
@@ -89,16 +120,16 @@ func (b *committer) commit(ctx context.Context, orders []pending, out []batch.Re
 // exec commits the batch: the orders of each shard go into one statement,
 // all statements into one pipeline ended by one Sync, which PostgreSQL runs
 // as one implicit transaction.
-func (b *committer) exec(ctx context.Context, orders []pending) ([]result, error) {
+func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]result, error) {
 	groups := groupByShard(orders)
 	var pb pgx.Batch
 	for _, g := range groups {
-		pb.Queue(b.create(g.shard), g.args()...)
+		pb.Queue(b.create(g.shard), append(g.args(), int16(slot))...)
 	}
 	br := b.pool.SendBatch(ctx, &pb)
 	results := make([]result, len(orders))
 	for _, g := range groups {
-		if err := g.read(br, results); err != nil {
+		if err := g.read(br, results, slot); err != nil {
 			_ = br.Close()
 			return nil, fmt.Errorf("orderpg: commit batch: %w", err)
 		}
@@ -151,25 +182,32 @@ func (g *group) args() []any {
 	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines}
 }
 
-// read takes the statement's one row per order, in the group's order: its
-// outcome and, when created, the order's columns.
-func (g *group) read(br pgx.BatchResults, results []result) error {
+// read matches the statement's rows to the group's orders by (buyer,
+// key): a row says an order was created or refused; an order with no row
+// was a duplicate of one that exists.
+func (g *group) read(br pgx.BatchResults, results []result, slot int) error {
+	byKey := make(map[string]int, len(g.idx))
+	for _, i := range g.idx {
+		o := g.batch[i].o
+		byKey[o.Buyer.String()+"\x00"+o.Key.String()] = i
+		results[i] = result{outcome: outcomeDuplicate, slot: slot}
+	}
 	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	n := 0
 	for rows.Next() {
-		var ord int64
 		var id *int64
+		var buyer, key string
 		var created, expires *time.Time
-		var r result
-		if err := rows.Scan(&ord, &r.outcome, &id, &created, &expires); err != nil {
+		r := result{slot: slot}
+		if err := rows.Scan(&r.outcome, &id, &buyer, &key, &created, &expires); err != nil {
 			return err
 		}
-		if ord < 1 || int(ord) > len(g.idx) {
-			return fmt.Errorf("row for an order not in the batch (%d)", ord)
+		i, ok := byKey[buyer+"\x00"+key]
+		if !ok {
+			return fmt.Errorf("row for an order not in the batch (%s)", buyer)
 		}
 		if r.outcome == outcomeCreated {
 			if r.id, err = order.NewID(*id); err != nil {
@@ -177,14 +215,7 @@ func (g *group) read(br pgx.BatchResults, results []result) error {
 			}
 			r.createdAt, r.expiresAt = created.UTC(), expires.UTC()
 		}
-		results[g.idx[ord-1]] = r
-		n++
+		results[i] = r
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if n != len(g.idx) {
-		return fmt.Errorf("%d rows for %d orders", n, len(g.idx))
-	}
-	return nil
+	return rows.Err()
 }

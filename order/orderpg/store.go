@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	mrand "math/rand/v2"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,7 @@ type Store struct {
 	m        shard.Map
 	q        []queries                         // by shard
 	batchers []*batch.Batcher[pending, result] // by database
+	commits  []*committer                      // by database
 	onCommit func(shard.ID)
 	aq       allotQueries
 	log      *slog.Logger
@@ -64,9 +66,14 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 			cancelOversold: sub("order_cancel_oversold"), keysExist: sub("order_keys_exist"), liveUnits: sub("order_live_units")}
 	}
 	create := func(sh shard.ID) string { return s.q[sh].create }
+	workers := max(1, opt.Workers)
+	// Instances start at different slots, so that two instances' commits
+	// mostly lock different allotment rows too.
+	first := mrand.IntN(allotSlots)
 	for _, p := range pools {
-		c := &committer{pool: p, create: create, onCommit: s.committed}
-		s.batchers = append(s.batchers, batch.New(c.commit, max(1, opt.MaxBatch), max(1, opt.Workers)))
+		c := newCommitter(p, create, s.committed, workers, first)
+		s.commits = append(s.commits, c)
+		s.batchers = append(s.batchers, batch.New(c.commit, max(1, opt.MaxBatch), workers))
 	}
 	return s
 }
@@ -93,11 +100,20 @@ func (s *Store) Create(ctx context.Context, o order.NewOrder) (order.Order, erro
 	sh := s.m.ForUser(o.Buyer.String())
 	db := s.m.Database(sh)
 	r, err := s.batchers[db].Do(ctx, pending{shard: sh, o: o})
+	if err == nil && r.outcome == outcomeNoStock {
+		// A retry of a key that made its order is refused stock rather
+		// than found duplicate once its allotment is spent.
+		if _, kerr := s.ByKey(ctx, o.Buyer, o.Key); kerr == nil {
+			return order.Order{}, order.ErrDuplicate
+		}
+	}
 	for try := 0; err == nil && r.outcome == outcomeNoStock && try < refillTries; try++ {
-		// Concurrent orders of this database may take the units that moved
-		// before this one's retry: then it asks again.
-		if err = s.refill(ctx, o.Sale.ID, db, int64(o.Qty)); err == nil {
-			r, err = s.batchers[db].Do(ctx, pending{shard: sh, o: o})
+		// Units move to the allotment this order's transaction used, and
+		// the order commits there alone; concurrent orders may take them
+		// first, and then it asks again.
+		to := pot{db, r.slot}
+		if err = s.refill(ctx, o, to); err == nil {
+			r, err = s.commits[db].alone(ctx, pending{shard: sh, o: o}, to.slot)
 		}
 	}
 	if err != nil {

@@ -35,17 +35,20 @@ func TestInterruptedTransferIsFinishedOnce(t *testing.T) {
 		for _, a := range all {
 			n += a.allotted
 		}
+		if len(all) != 2*allotSlots {
+			t.Fatalf("%d allotments, want %d per database", len(all), allotSlots)
+		}
 		return n
 	}
 	if got := total(); got != 100 {
 		t.Fatalf("allotted %d after Allot, want 100", got)
 	}
 	// The sender stops right after the source side.
-	if err := s.pools[1].QueryRow(ctx, s.aq.out, newTransferID(), sale.Int64(), 0, 30).Scan(new([16]byte)); err != nil {
+	if err := s.pools[1].QueryRow(ctx, s.aq.out, newTransferID(), sale.Int64(), 0, 0, 1, 10).Scan(new([16]byte)); err != nil {
 		t.Fatal(err)
 	}
-	if got := total(); got != 70 {
-		t.Fatalf("allotted %d with 30 units in transit, want 70", got)
+	if got := total(); got != 90 {
+		t.Fatalf("allotted %d with 10 units in transit, want 90", got)
 	}
 	if n, err := s.FinishTransfers(ctx, 0); err != nil || n != 1 {
 		t.Fatalf("finished %d transfers (%v), want 1", n, err)
@@ -58,11 +61,11 @@ func TestInterruptedTransferIsFinishedOnce(t *testing.T) {
 	}
 	// Applying the destination side again, as a sender that resumed
 	// would, changes nothing either.
-	var id [16]byte
-	if err := s.pools[0].QueryRow(ctx, "SELECT id FROM stock.transfers WHERE direction = 'in'").Scan(&id); err != nil {
+	tr := openTransfer{Sale: sale.Int64(), Slot: 0, To: 0, ToSlot: 1, Units: 10}
+	if err := s.pools[0].QueryRow(ctx, "SELECT id FROM stock.transfers WHERE direction = 'in'").Scan(&tr.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.finishTransfer(ctx, id, sale.Int64(), 1, 0, 30); err != nil {
+	if err := s.finishTransfer(ctx, 1, tr); err != nil {
 		t.Fatal(err)
 	}
 	if got := total(); got != 100 {
