@@ -34,7 +34,7 @@ type Facts struct {
 	EventsRead    bool    // false: the topic could not be read
 	Remaining     int     // units the API says are left, after settling
 	Settled       bool    // live units + remaining reached stock in time
-	Unpublished   int     // outbox rows the relay had not published
+	Unpublished   int     // outbox rows the relay had not published; -1: unreadable
 	Buyers        []Buyer
 	Windows       []Window
 	Recovery      time.Duration // fault over → every /readyz 200
@@ -61,6 +61,7 @@ type Result struct {
 	Undersold, Undefined, Unresolved   int
 	DeniedOwned, ReplayMismatch        int
 	LedgerMissing, Unpublished, Excuse int
+	Answers5xx, Timeouts               int // every 5xx answer, every attempt that timed out (figures, not breaches)
 	Recovery                           time.Duration
 	Breaches                           []Breach
 }
@@ -139,6 +140,12 @@ func checkClient(r *Result, f Facts, byID map[int64]Order) {
 			if a.Status == 201 {
 				seen[a.OrderID] = true
 			}
+			if a.Status >= 500 {
+				r.Answers5xx++
+			}
+			if a.TimedOut {
+				r.Timeouts++
+			}
 			if !WellFormed(a) {
 				if excused(a, f.Windows) {
 					r.Excuse++
@@ -214,8 +221,8 @@ func checkOrders(r *Result, f Facts) {
 // checkEvents: exactly one created event id per order, none for a missing
 // order, the outbox drained, and (when read) one ledger entry per order.
 func checkEvents(r *Result, f Facts, byID map[int64]Order) {
-	if r.Unpublished > 0 {
-		r.breach("outbox-drained", nil, "%d outbox rows still unpublished", r.Unpublished)
+	if r.Unpublished != 0 {
+		r.breach("outbox-drained", nil, "%d outbox rows still unpublished (-1: unreadable)", r.Unpublished)
 	}
 	if !f.EventsRead {
 		r.breach("events-read", nil, "the topic could not be read to the end")

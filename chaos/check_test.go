@@ -58,7 +58,8 @@ func TestCheckPassesCleanSale(t *testing.T) {
 	}
 	want := Result{Requests: 9, Created: 3, Orders: 3, Events: 3, Redelivered: 1, LiveUnits: 3, Excuse: 3, Recovery: time.Second}
 	if r.Requests != want.Requests || r.Created != want.Created || r.Orders != want.Orders || r.Events != want.Events ||
-		r.Redelivered != want.Redelivered || r.LiveUnits != want.LiveUnits || r.Excuse != want.Excuse {
+		r.Redelivered != want.Redelivered || r.LiveUnits != want.LiveUnits || r.Excuse != want.Excuse ||
+		r.Answers5xx != 1 || r.Timeouts != 3 {
 		t.Fatalf("figures %+v, want %+v", r, want)
 	}
 	if line := Line("x", r); !strings.HasSuffix(line, " ok") {

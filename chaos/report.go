@@ -18,10 +18,10 @@ func Line(name string, r Result) string {
 	}
 	return fmt.Sprintf("chaos: %s requests=%d 201s=%d orders=%d events=%d redelivered=%d live_units=%d remaining=%d gap=%d "+
 		"oversold=%d lost=%d dup_orders=%d dup_events=%d missing_events=%d phantom_events=%d undersold=%d "+
-		"undefined=%d excused=%d unresolved=%d denied_owned=%d replay_mismatch=%d ledger_missing=%d unpublished=%d recovery=%.1fs %s",
+		"5xx=%d timeouts=%d undefined=%d excused=%d unresolved=%d denied_owned=%d replay_mismatch=%d ledger_missing=%d unpublished=%d recovery=%.1fs %s",
 		name, r.Requests, r.Created, r.Orders, r.Events, r.Redelivered, r.LiveUnits, r.Remaining, r.Gap,
 		r.Oversold, r.Lost, r.DupOrders, r.DupEvents, r.MissingEvents, r.PhantomEvents, r.Undersold,
-		r.Undefined, r.Excuse, r.Unresolved, r.DeniedOwned, r.ReplayMismatch, r.LedgerMissing, r.Unpublished,
+		r.Answers5xx, r.Timeouts, r.Undefined, r.Excuse, r.Unresolved, r.DeniedOwned, r.ReplayMismatch, r.LedgerMissing, r.Unpublished,
 		r.Recovery.Seconds(), verdict)
 }
 
