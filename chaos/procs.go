@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -101,14 +102,20 @@ type Instance struct {
 	URL string
 }
 
-// freePort asks the kernel for a loopback port nobody uses right now.
+// freePort finds a loopback port nobody listens on, below the kernel's
+// ephemeral range: buyers dialing a killed serve's port again and again
+// could otherwise be given that very port as their source port (a TCP
+// self-connect) and hold it, so that the restarted serve cannot bind.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	first := 20000 + rand.IntN(4000)
+	for port := first; port < first+1000; port++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port in 127.0.0.1:%d-%d", first, first+999)
 }
 
 // ready reports whether /readyz answers 200.

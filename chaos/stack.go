@@ -84,10 +84,19 @@ func parseLines(out string) map[string]string {
 }
 
 // Start starts one component (postgres, redis1, kafka, …) and waits until
-// it answers, as stack.sh does.
+// it answers, as stack.sh does; a failed start is tried once more, 3 s
+// later (a restarted component is what the scenario needs to go on).
 func (s *Stack) Start(ctx context.Context, comp string) error {
 	s.Log("stack.sh start %s", comp)
 	_, err := s.run(ctx, "start", comp)
+	if err == nil {
+		return nil
+	}
+	s.Log("stack.sh start %s failed, trying again in 3 s: %v", comp, err)
+	if err := sleepUntil(ctx, time.Now().Add(3*time.Second)); err != nil {
+		return err
+	}
+	_, err = s.run(ctx, "start", comp)
 	return err
 }
 

@@ -70,6 +70,11 @@ func (s *Suite) Run(ctx context.Context) error {
 		if err != nil {
 			fmt.Fprintf(s.Out, "chaos: %s ERROR %v\n", sc.Name, err)
 			failed = append(failed, sc.Name)
+			// Bring back whatever the failed scenario left down, so that
+			// the next one starts from a whole stack.
+			if err := s.Stack.Up(ctx); err != nil {
+				return fmt.Errorf("repairing the stack after %s: %w", sc.Name, err)
+			}
 			continue
 		}
 		fmt.Fprintln(s.Out, Line(sc.Name, res))

@@ -9,8 +9,12 @@
 #
 # STACK_NAME=NAME runs a second, independent instance (the fault suite's, which
 # kills its processes): state under .stack-NAME/, every port shifted by
-# STACK_PORT_OFFSET (default 1000: PostgreSQL 56432, Redis 57379-57381, Kafka
-# 60092/60093). Unset, it is the default instance above.
+# STACK_PORT_OFFSET (default -30000: PostgreSQL 25432, Redis 26379-26381, Kafka
+# 29092/29093). Unset, it is the default instance above. The default offset keeps
+# the ports below the kernel's ephemeral range (32768-60999): while a broker is
+# down, a client dialing it again and again can be given the broker's own port
+# as its source port (a TCP self-connect) and then hold it, so the restarted
+# broker cannot bind.
 #
 # `up` prints `export NAME=value` lines on stdout (also written to .stack/env); all
 # progress goes to stderr, so  eval "$(scripts/stack.sh up)"  works.
@@ -28,8 +32,8 @@ if [[ -z "$STACK_NAME" ]]; then
   INSTANCE_KEY="$ROOT"
 else
   STACK="$ROOT/.stack-$STACK_NAME"
-  PORT_OFFSET="${STACK_PORT_OFFSET:-1000}"
-  [[ "$PORT_OFFSET" =~ ^[0-9]+$ ]] || { printf '[stack] ERROR: STACK_PORT_OFFSET must be a number\n' >&2; exit 2; }
+  PORT_OFFSET="${STACK_PORT_OFFSET:--30000}"
+  [[ "$PORT_OFFSET" =~ ^-?[0-9]+$ ]] || { printf '[stack] ERROR: STACK_PORT_OFFSET must be a number\n' >&2; exit 2; }
   INSTANCE_KEY="$ROOT#$STACK_NAME"
 fi
 LOG_DIR="$STACK/log"

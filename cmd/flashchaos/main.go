@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&s.Stack.Script, "stack", "scripts/stack.sh", "the stack script")
 	fs.StringVar(&s.Stack.Name, "stack-name", "chaos", "STACK_NAME of the private instance (never the shared one)")
 	fs.StringVar(&s.Bin, "bin", "bin/flashsale", "the flashsale binary")
-	fs.StringVar(&s.LogDir, "log-dir", ".stack-chaos/log/suite", "where the processes' logs go")
+	fs.StringVar(&s.LogDir, "log-dir", "", "where the processes' logs go (default .stack-NAME/log/suite)")
 	fs.StringVar(&s.Secret, "jwt-secret", "chaos-suite-secret-0123456789abcdef", "secret of the suite's serve processes")
 	fs.StringVar(&s.Only, "only", "", "run only this scenario")
 	fs.IntVar(&s.Stock, "stock", 600, "units of each scenario's sale")
@@ -51,6 +51,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if s.Stack.Name == "" {
 		return fmt.Errorf("--stack-name must name a private instance: the suite kills its processes")
+	}
+	if s.LogDir == "" {
+		s.LogDir = ".stack-" + s.Stack.Name + "/log/suite"
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
