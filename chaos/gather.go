@@ -42,9 +42,16 @@ func (r *Run) gather(ctx context.Context, buyers []Buyer) (Facts, error) {
 	return f, nil
 }
 
-// settle waits past the reservation grace and the reconciler's runs until
-// units in live orders plus the remaining stock make the stock again.
+// settle waits past the reservation grace and a reconciler run after the
+// fault was undone, then until units in live orders plus the remaining
+// stock make the stock again.
 func (r *Run) settle(ctx context.Context, b *Books, f *Facts) {
+	r.mu.Lock()
+	undone := r.undone
+	r.mu.Unlock()
+	if sleepUntil(ctx, undone.Add(ReservationGrace+ReconcileInterval)) != nil {
+		return
+	}
 	timeout := CommitDeadline + ReservationGrace + 3*ReconcileInterval + 10*time.Second
 	ok, took := poll(ctx, timeout, 500*time.Millisecond, func() bool {
 		live, err := b.LiveUnits(ctx)

@@ -40,6 +40,7 @@ type Run struct {
 
 	mu      sync.Mutex
 	windows []Window
+	undone  time.Time // when the fault was undone
 }
 
 // Excuse records that the suite made instance target unreachable from

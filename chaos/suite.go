@@ -176,6 +176,9 @@ func (r *Run) drive(ctx context.Context, runID string) ([]Buyer, time.Duration, 
 		if faultErr = r.Fault(ctx, r); faultErr != nil {
 			return
 		}
+		r.mu.Lock()
+		r.undone = time.Now()
+		r.mu.Unlock()
 		var err error
 		recovery, err = WaitReady(ctx, r.Insts, 2*r.RecoveryBound)
 		recovered = err == nil
