@@ -118,9 +118,12 @@ func checkStock(r *Result, f Facts) {
 			refused++
 		}
 	}
-	if refused > 0 && f.Remaining > 0 {
-		r.Undersold = f.Remaining
-		r.breach("undersell", nil, "%d buyers were finally refused sold-out while %d units are still for sale", refused, f.Remaining)
+	// Unsold units are counted from PostgreSQL, the truth: when the balance
+	// is broken the API's remaining is not.
+	if unsold := f.Stock - r.LiveUnits; refused > 0 && unsold > 0 {
+		r.Undersold = unsold
+		r.breach("undersell", nil, "%d buyers were finally refused sold-out while %d units are in no live order (the API shows %d left)",
+			refused, unsold, f.Remaining)
 	}
 }
 

@@ -90,6 +90,9 @@ func TestCheckFlagsEachBreach(t *testing.T) {
 			f.Orders[2].Status = "expired"
 			f.Buyers[3].Answers[2] = refused("purchase-limit-reached", 0)
 		}},
+		{"more for sale than unsold (Redis lost writes)", "balance", "", func(r Result) int { return -r.Gap }, func(f *Facts) {
+			f.Remaining = 2 // every unit is in a live order: refusing b3 was right
+		}},
 		{"not settled in time", "balance", "", func(Result) int { return 1 }, func(f *Facts) { f.Settled = false }},
 		{"refused while units left", "undersell", "", func(r Result) int { return r.Undersold }, func(f *Facts) {
 			f.Orders = f.Orders[:2]
