@@ -62,3 +62,16 @@ test: stack-up lint
 
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
+
+# ---- the fault suite (chaos/, cmd/flashchaos, issue 11) ----
+# Runs on a private stack instance (STACK_NAME=chaos: .stack-chaos/, ports
+# +1000), never the shared one: it kills and pauses that instance's
+# processes. One line per scenario; fails on any breached invariant.
+#   make chaos CHAOS_ARGS='--only redis1-rollback --down=false'
+.PHONY: chaos chaos-build
+
+chaos-build: build
+	$(GO) build -o $(BIN)/flashchaos ./cmd/flashchaos
+
+chaos: chaos-build
+	./$(BIN)/flashchaos $(CHAOS_ARGS)

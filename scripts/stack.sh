@@ -4,8 +4,17 @@
 #   Redis x3       127.0.0.1:56379, 56380, 56381  (.stack/redis/{1,2,3})
 #   Kafka 4.1      127.0.0.1:59092  (KRaft broker+controller, controller on 59093, .stack/kafka)
 #
-# Usage: scripts/stack.sh up | down | status | env | selftest
+# Usage: scripts/stack.sh up | down | status | env | paths | selftest
 #        scripts/stack.sh start|stop postgres|redis1|redis2|redis3|kafka
+#
+# STACK_NAME=NAME runs a second, independent instance (the fault suite's, which
+# kills its processes): state under .stack-NAME/, every port shifted by
+# STACK_PORT_OFFSET (default -30000: PostgreSQL 25432, Redis 26379-26381, Kafka
+# 29092/29093). Unset, it is the default instance above. The default offset keeps
+# the ports below the kernel's ephemeral range (32768-60999): while a broker is
+# down, a client dialing it again and again can be given the broker's own port
+# as its source port (a TCP self-connect) and then hold it, so the restarted
+# broker cannot bind.
 #
 # `up` prints `export NAME=value` lines on stdout (also written to .stack/env); all
 # progress goes to stderr, so  eval "$(scripts/stack.sh up)"  works.
@@ -14,12 +23,24 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STACK="$ROOT/.stack"
+STACK_NAME="${STACK_NAME:-}"
+[[ -z "$STACK_NAME" || "$STACK_NAME" =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] \
+  || { printf '[stack] ERROR: STACK_NAME must be lowercase letters, digits and dashes\n' >&2; exit 2; }
+if [[ -z "$STACK_NAME" ]]; then
+  STACK="$ROOT/.stack"
+  PORT_OFFSET=0
+  INSTANCE_KEY="$ROOT"
+else
+  STACK="$ROOT/.stack-$STACK_NAME"
+  PORT_OFFSET="${STACK_PORT_OFFSET:--30000}"
+  [[ "$PORT_OFFSET" =~ ^-?[0-9]+$ ]] || { printf '[stack] ERROR: STACK_PORT_OFFSET must be a number\n' >&2; exit 2; }
+  INSTANCE_KEY="$ROOT#$STACK_NAME"
+fi
 LOG_DIR="$STACK/log"
 RUN_DIR="$STACK/run"
 
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_PORT=55432
+PG_PORT=$((55432 + PORT_OFFSET))
 # PostgreSQL runs as the OS user postgres, which must be able to reach its
 # data: when a parent of the checkout is not searchable by others (a clone
 # under /root, say), the cluster lives under /var/lib/flashsale-stack instead.
@@ -34,16 +55,16 @@ if searchable_by_others "$ROOT"; then
   PG_DIR="$STACK/pg"
   PG_LOG="$LOG_DIR/postgres.log"
 else
-  PG_DIR="/var/lib/flashsale-stack/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pg"
+  PG_DIR="/var/lib/flashsale-stack/$(printf '%s' "$INSTANCE_KEY" | sha256sum | cut -c1-12)/pg"
   PG_LOG="$PG_DIR/postgres.log"
 fi
 PG_DATA="$PG_DIR/data"
 PG_DBS=(flashsale_0 flashsale_1)
 
-REDIS_PORTS=(56379 56380 56381)
+REDIS_PORTS=($((56379 + PORT_OFFSET)) $((56380 + PORT_OFFSET)) $((56381 + PORT_OFFSET)))
 
-KAFKA_PORT=59092
-KAFKA_CONTROLLER_PORT=59093
+KAFKA_PORT=$((59092 + PORT_OFFSET))
+KAFKA_CONTROLLER_PORT=$((59093 + PORT_OFFSET))
 KAFKA_HEAP="${STACK_KAFKA_HEAP:-512m}"
 KAFKA_DIR="$STACK/kafka"
 KAFKA_LIBS="$KAFKA_DIR/libs"
@@ -225,7 +246,7 @@ pg_socket_dir() {
   if (( ${#PG_DIR} + 20 < 100 )); then
     printf '%s\n' "$PG_DIR"
   else
-    printf '/tmp/flashsale-pg-%s\n' "$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    printf '/tmp/flashsale-pg-%s\n' "$(printf '%s' "$INSTANCE_KEY" | sha256sum | cut -c1-12)"
   fi
 }
 
@@ -422,7 +443,9 @@ kafka_libs() {
 kafka_render_config() {
   [[ -f "$KAFKA_TEMPLATE" ]] || die "kafka: missing $KAFKA_TEMPLATE"
   mkdir -p "$KAFKA_DATA"
-  sed "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" "$KAFKA_TEMPLATE" >"$KAFKA_PROPS.tmp"
+  # The template's ports are the default instance's; another instance shifts them.
+  sed -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" -e "s|127.0.0.1:59092|127.0.0.1:$KAFKA_PORT|g" \
+    -e "s|127.0.0.1:59093|127.0.0.1:$KAFKA_CONTROLLER_PORT|g" "$KAFKA_TEMPLATE" >"$KAFKA_PROPS.tmp"
   mv "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
 }
 
@@ -521,6 +544,20 @@ env_lines() {
   printf 'export FLASHSALE_KAFKA_BROKERS=%s\n' "127.0.0.1:$KAFKA_PORT"
 }
 
+# Where this instance keeps its state, for tools that signal its processes
+# (the fault suite): pid files, data directories, the PostgreSQL binaries.
+paths_lines() {
+  printf 'STACK_DIR=%s\n' "$STACK"
+  printf 'RUN_DIR=%s\n' "$RUN_DIR"
+  printf 'LOG_DIR=%s\n' "$LOG_DIR"
+  printf 'PG_BIN=%s\n' "$PG_BIN"
+  printf 'PG_DATA=%s\n' "$PG_DATA"
+  printf 'PG_PORT=%s\n' "$PG_PORT"
+  printf 'REDIS_DIRS=%s\n' "$STACK/redis/1,$STACK/redis/2,$STACK/redis/3"
+  printf 'REDIS_PORTS=%s\n' "$(IFS=,; echo "${REDIS_PORTS[*]}")"
+  printf 'KAFKA_PORT=%s\n' "$KAFKA_PORT"
+}
+
 component_start() {
   case "$1" in
     postgres) start_postgres ;;
@@ -550,7 +587,7 @@ cmd_up() {
   start_redis 3
   wait_kafka
   env_lines >"$STACK/env"
-  say "all up in $((SECONDS - t0))s (env also in .stack/env)"
+  say "all up in $((SECONDS - t0))s (env also in ${STACK#"$ROOT"/}/env)"
   env_lines
 }
 
@@ -620,7 +657,7 @@ cmd_selftest() {
 
 usage() {
   cat >&2 <<EOF
-usage: scripts/stack.sh up | down | status | env | selftest
+usage: scripts/stack.sh up | down | status | env | paths | selftest
        scripts/stack.sh start|stop postgres|redis1|redis2|redis3|kafka
 EOF
   exit 2
@@ -633,6 +670,7 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) env_lines ;;
+    paths) paths_lines ;;
     selftest) cmd_selftest ;;
     start|stop)
       [[ $# -eq 2 ]] || usage
