@@ -126,6 +126,7 @@ func (a *App) wire(m shard.Map) {
 	// The second round comes past the commit deadline (plus a second of
 	// clock skew) of any reservation in flight when node 1 lost it.
 	a.watcher = inventory.NewWatcher(a.sales, inventory.WatchConfig{Every: time.Second, Again: cfg.CommitDeadline + time.Second}, a.log)
+	a.metrics.RedisWatch(a.watcher)
 	// The buy path's dependencies, measured as the order service sees them.
 	a.orders = order.NewService(a.metrics.Store(a.store), a.metrics.Stock(a.reserver), inventory.NewCatalog(saleStore),
 		a.metrics.SoldOut(a.soldOut), order.Config{
