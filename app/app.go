@@ -46,6 +46,7 @@ type App struct {
 	reserver  *inventory.BatchedStock
 	soldOut   *inventory.SoldOut
 	sales     *inventory.Service
+	watcher   *inventory.Watcher // rebuilds Redis from PostgreSQL when node 1 lost data
 	orders    *order.Service
 	expirer   *order.Expirer
 	handler   http.Handler
@@ -122,6 +123,10 @@ func (a *App) wire(m shard.Map) {
 		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }, Log: a.log})
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, a.store, cfg.ReservationGrace, a.log)
+	// The second round comes past the commit deadline (plus a second of
+	// clock skew) of any reservation in flight when node 1 lost it.
+	a.watcher = inventory.NewWatcher(a.sales, inventory.WatchConfig{Every: time.Second, Again: cfg.CommitDeadline + time.Second}, a.log)
+	a.metrics.RedisWatch(a.watcher)
 	// The buy path's dependencies, measured as the order service sees them.
 	a.orders = order.NewService(a.metrics.Store(a.store), a.metrics.Stock(a.reserver), inventory.NewCatalog(saleStore),
 		a.metrics.SoldOut(a.soldOut), order.Config{
@@ -277,6 +282,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg.Go(func() error { return a.soldOut.Run(bgCtx) })
 	bg.Go(func() error { return a.reserver.Run(bgCtx) })
 	bg.Go(func() error { return a.store.RunTransfers(bgCtx, transferCheck) })
+	bg.Go(func() error { return a.watcher.Run(bgCtx) })
 	if a.cfg.RelayEnabled {
 		bg.Go(func() error { return a.RunRelay(bgCtx) })
 	}

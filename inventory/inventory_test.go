@@ -33,6 +33,10 @@ func (noOrders) ExistingOrders(context.Context, []inventory.BuyerKey) (map[inven
 	return nil, nil
 }
 
+func (noOrders) LiveOrders(context.Context, inventory.SaleID) ([]inventory.LiveOrder, error) {
+	return nil, nil
+}
+
 func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.OrderLookup) fixture {
 	t.Helper()
 	cfg := testenv.Config(t, 2)
@@ -153,6 +157,11 @@ func (allOrders) ExistingOrders(_ context.Context, keys []inventory.BuyerKey) (m
 		out[k] = true
 	}
 	return out, nil
+}
+
+// LiveOrders finds none: these tests never rebuild a sale that had orders.
+func (allOrders) LiveOrders(context.Context, inventory.SaleID) ([]inventory.LiveOrder, error) {
+	return nil, nil
 }
 
 // TestReconcilerConfirmsReservationsWithOrders keeps the units of

@@ -13,10 +13,13 @@ import (
 // have in common.
 type BuyerKey struct{ Buyer, Key string }
 
-// OrderLookup answers which reservations became durable orders; the order
-// store implements it with one query per shard.
+// OrderLookup answers which reservations became durable orders, and which
+// orders hold a sale's units; the order store implements it with one query
+// per shard.
 type OrderLookup interface {
 	ExistingOrders(ctx context.Context, keys []BuyerKey) (map[BuyerKey]bool, error)
+	// LiveOrders lists the sale's orders that are pending payment or paid.
+	LiveOrders(ctx context.Context, sale SaleID) ([]LiveOrder, error)
 }
 
 // Allotter splits a new sale's stock over the order databases, so that
@@ -58,8 +61,9 @@ type SaleView struct {
 const lockWait = 2 * time.Second
 
 // CreateSale stores the sale, allots its stock to the order databases and
-// loads it into Redis. Should it stop after storing, the first order of
-// the sale allots it.
+// loads it into Redis. The load is a rebuild (of a sale without orders):
+// the one way a sale enters Redis. Should it stop after storing, the first
+// order of the sale allots it.
 func (s *Service) CreateSale(ctx context.Context, n NewSale) (SaleView, error) {
 	if err := n.Validate(s.now()); err != nil {
 		return SaleView{}, err
@@ -71,7 +75,7 @@ func (s *Service) CreateSale(ctx context.Context, n NewSale) (SaleView, error) {
 	if err := s.allot.Allot(ctx, sale.ID, sale.Stock); err != nil {
 		return SaleView{}, err
 	}
-	if err := s.warm(ctx, sale.ID); err != nil {
+	if _, err := s.Rebuild(ctx, sale.ID); err != nil {
 		return SaleView{}, err
 	}
 	return s.view(ctx, sale)
@@ -89,27 +93,17 @@ func (s *Service) Sale(ctx context.Context, id SaleID) (SaleView, error) {
 func (s *Service) view(ctx context.Context, sale Sale) (SaleView, error) {
 	left, err := s.stock.Remaining(ctx, sale.ID)
 	if errors.Is(err, ErrSaleNotFound) {
-		// Redis lost the sale: warm it from the truth, then read again.
-		if err = s.warm(ctx, sale.ID); err == nil {
+		// Redis lost the sale: rebuild it from the orders, then read again.
+		if _, err = s.Rebuild(ctx, sale.ID); err == nil {
 			left, err = s.stock.Remaining(ctx, sale.ID)
 		}
 	}
 	if err != nil {
 		return SaleView{}, err
 	}
-	return SaleView{Sale: sale, State: sale.StateAt(s.now()), Remaining: left}, nil
-}
-
-// warm loads the sale's truth from PostgreSQL into Redis under its lease.
-func (s *Service) warm(ctx context.Context, id SaleID) error {
-	return s.guarded(ctx, id, func(token int64) error {
-		sale, err := s.sales.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		_, err = s.stock.Warm(ctx, sale, token)
-		return err
-	})
+	// Below zero only while PostgreSQL holds an oversell from before a
+	// rebuild: nothing is left to buy.
+	return SaleView{Sale: sale, State: sale.StateAt(s.now()), Remaining: max(0, left)}, nil
 }
 
 // Restock adds units in PostgreSQL, then in Redis, and reopens the sale on
@@ -122,8 +116,7 @@ func (s *Service) Restock(ctx context.Context, id SaleID, q Quantity) (SaleView,
 		if sale, err = s.sales.AddStock(ctx, id, q, token); err != nil {
 			return err
 		}
-		_, err = s.stock.Warm(ctx, sale, token)
-		return err
+		return s.align(ctx, sale, token)
 	})
 	if err != nil {
 		return SaleView{}, err
@@ -166,7 +159,7 @@ func (s *Service) Reconcile(ctx context.Context, id SaleID) (Reconciled, error) 
 		if err != nil {
 			return err
 		}
-		if _, err := s.stock.Warm(ctx, sale, token); err != nil {
+		if err := s.align(ctx, sale, token); err != nil {
 			return err
 		}
 		out, err = s.settle(ctx, id, token)
@@ -234,7 +227,7 @@ func (s *Service) RunReconciler(ctx context.Context, every time.Duration) error 
 }
 
 func (s *Service) reconcileAll(ctx context.Context) {
-	ids, err := s.sales.Live(ctx, time.Hour)
+	ids, err := s.sales.Live(ctx, liveWindow)
 	if err != nil {
 		s.log.ErrorContext(ctx, "reconciler: list sales", "err", err)
 		return

@@ -190,16 +190,20 @@ func flag(b bool) string {
 	return "0"
 }
 
-// Warm loads a sale into Redis, or raises its stock to PostgreSQL's total;
-// token is the fencing token of the lock the caller holds.
+// Warm raises a sale's stock in Redis to PostgreSQL's total; token is the
+// fencing token of the lock the caller holds. A sale Redis does not hold is
+// ErrSaleNotFound: only Rebuild creates one, from the orders.
 func (s *Stock) Warm(ctx context.Context, sale Sale, token int64) (int, error) {
 	res, err := s.warm.Run(ctx, s.rdb, []string{s.saleKey(sale.ID)}, sale.Stock, sale.StartsAt.UnixMilli(),
 		sale.EndsAt.UnixMilli(), sale.PerUserLimit, token, s.Channel(), sale.ID.String()).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("inventory: warm: %w", err)
 	}
-	if res[2] == 1 {
+	switch {
+	case res[2] == 1:
 		return 0, ErrStaleFence
+	case res[3] == 1:
+		return 0, ErrSaleNotFound
 	}
 	return int(res[0]), nil
 }

@@ -356,6 +356,9 @@ start_redis() {
     need_redis
     dir="$STACK/redis/$n"; conf="$dir/redis.conf"
     mkdir -p "$dir"
+    # Node 1 (stock, reservations, claims) as production runs it: AOF fsynced
+    # every second; the service rebuilds from PostgreSQL what a restart loses
+    # (docs/ARCHITECTURE.md, "When Redis loses writes"). Nodes 2-3 hold leases only.
     aof=no; [[ "$n" == 1 ]] && aof=yes
     cat >"$conf" <<EOF
 # Written by scripts/stack.sh on every start; edit the script, not this file.

@@ -167,7 +167,7 @@ func luaCeiling(ctx context.Context, cfg *config.Config, vus int, dur time.Durat
 	id, _ := inventory.NewSaleID(1)
 	now := time.Now()
 	sale := inventory.Sale{ID: id, NewSale: inventory.NewSale{Stock: 100_000_000, PerUserLimit: 1_000_000, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)}}
-	if _, err := stock.Warm(ctx, sale, 1); err != nil {
+	if _, err := stock.Rebuild(ctx, sale, nil, 1); err != nil { // a sale without orders: its whole stock
 		return Phase{Name: "lua", What: what, Error: err.Error()}
 	}
 	qty, _ := inventory.NewQuantity(1)

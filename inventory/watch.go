@@ -1,0 +1,156 @@
+package inventory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// WatchConfig tunes the Watcher.
+type WatchConfig struct {
+	// Every is the time between two looks at Redis node 1 (1 s).
+	Every time.Duration
+	// Again is how long after a detection every live sale is rebuilt once
+	// more: past the commit deadline of the reservations in flight when
+	// Redis lost them, whose orders the first rebuild could not see yet.
+	Again time.Duration
+}
+
+// WatchStats counts what the Watcher did.
+type WatchStats struct {
+	Detections int64 // times Redis node 1 was found to have lost data (or to be new)
+	Rounds     int64 // rounds that rebuilt every live sale
+	Rebuilt    int64 // sales rebuilt, over all rounds
+}
+
+// Watcher notices that Redis node 1 lost data and rebuilds every live sale
+// from PostgreSQL. It looks once per Every at two things: the server's
+// run_id, which changes when the process restarts (a restart with
+// appendfsync everysec can lose its last second of writes) or another
+// server answers at the address (a failover), and an epoch key holding a
+// random value, which vanishes or changes when the data is flushed or
+// replaced without a restart. A change, or having to create the epoch key
+// (a new or emptied node), starts a rebuild of every live sale at once and
+// again after Again. Several instances detecting at once are harmless:
+// the sale's lease serialises their rebuilds and a rebuild is idempotent.
+type Watcher struct {
+	svc   *Service
+	rdb   *redis.Client
+	key   string
+	cfg   WatchConfig
+	log   *slog.Logger
+	last  sighting
+	due   []time.Time // rebuild rounds to run, earliest first
+	stats struct{ detections, rounds, rebuilt atomic.Int64 }
+	now   func() time.Time
+}
+
+// sighting is what one look at node 1 saw.
+type sighting struct{ runID, epoch string }
+
+// NewWatcher returns a watcher of the Redis node that holds svc's stock.
+func NewWatcher(svc *Service, cfg WatchConfig, log *slog.Logger) *Watcher {
+	if cfg.Every <= 0 {
+		cfg.Every = time.Second
+	}
+	return &Watcher{svc: svc, rdb: svc.stock.rdb, key: svc.stock.prefix + ":epoch", cfg: cfg, log: log, now: time.Now}
+}
+
+// Stats reads the watcher's counters; safe from any goroutine.
+func (w *Watcher) Stats() WatchStats {
+	return WatchStats{Detections: w.stats.detections.Load(), Rounds: w.stats.rounds.Load(), Rebuilt: w.stats.rebuilt.Load()}
+}
+
+// Run watches until ctx ends.
+func (w *Watcher) Run(ctx context.Context) error {
+	t := time.NewTicker(w.cfg.Every)
+	defer t.Stop()
+	for {
+		w.tick(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// tick looks at node 1 once, then runs the rebuild round that is due, if
+// any; a round that fails is tried again on the next tick.
+func (w *Watcher) tick(ctx context.Context) {
+	lost, seen, err := w.look(ctx)
+	switch {
+	case err != nil:
+		// Nothing to compare while the node is away; its run_id or epoch
+		// tells on its return whether it came back with its data.
+		if ctx.Err() == nil {
+			w.log.WarnContext(ctx, "redis watch: cannot read node 1", "err", err)
+		}
+		return
+	case lost:
+		w.stats.detections.Add(1)
+		w.log.WarnContext(ctx, "redis node 1 lost data or restarted; rebuilding every live sale from PostgreSQL",
+			"run_id", seen.runID, "previous_run_id", w.last.runID, "epoch_changed", seen.epoch != w.last.epoch)
+		now := w.now()
+		w.due = []time.Time{now, now.Add(w.cfg.Again)}
+	}
+	w.last = seen
+	if len(w.due) == 0 || w.now().Before(w.due[0]) {
+		return
+	}
+	n, err := w.svc.RebuildAll(ctx)
+	w.stats.rebuilt.Add(int64(n))
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.WarnContext(ctx, "redis rebuild round incomplete; retrying", "rebuilt", n, "err", err)
+		}
+		return
+	}
+	w.stats.rounds.Add(1)
+	w.due = w.due[1:]
+}
+
+// look reads node 1's run_id and epoch; lost is true when either changed
+// since the last look, or when the epoch key had to be created.
+func (w *Watcher) look(ctx context.Context) (lost bool, seen sighting, err error) {
+	info, err := w.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return false, seen, fmt.Errorf("inventory: watch: %w", err)
+	}
+	seen.runID = infoField(info, "run_id")
+	fresh := randomEpoch()
+	old, err := w.rdb.SetArgs(ctx, w.key, fresh, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		seen.epoch = fresh
+		return true, seen, nil
+	case err != nil:
+		return false, seen, fmt.Errorf("inventory: watch: %w", err)
+	}
+	seen.epoch = old
+	return w.last != (sighting{}) && w.last != seen, seen, nil
+}
+
+// infoField is one field of an INFO reply ("name:value" lines).
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func randomEpoch() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

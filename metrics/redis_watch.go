@@ -1,0 +1,21 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"flashsale/inventory"
+)
+
+// RedisWatch exports the Redis node 1 watcher's counters, read at scrape
+// time: how often node 1 was found to have lost data, and how many sales
+// were rebuilt from PostgreSQL.
+func (m *Metrics) RedisWatch(w *inventory.Watcher) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "redis_data_loss_detections_total",
+			Help: "Times Redis node 1 restarted, was flushed or replaced, or was found new (run_id or epoch key changed)."},
+			func() float64 { return float64(w.Stats().Detections) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "redis_sale_rebuilds_total",
+			Help: "Sales rebuilt in Redis from PostgreSQL's live orders after a detection."},
+			func() float64 { return float64(w.Stats().Rebuilt) }),
+	)
+}
