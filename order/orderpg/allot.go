@@ -1,10 +1,12 @@
 package orderpg
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -230,25 +232,37 @@ func (s *Store) sellable(ctx context.Context, sale inventory.SaleID, all []allot
 }
 
 // moveTo makes sure the allotment to has need units free: when it has
-// not, it transfers from the allotment with the most free units half of
-// them, and at least need, so that an allotment running dry takes a share
-// large enough not to come back for each order. It reports false when no
-// donor had need units free by the time its transfer ran.
+// not, it transfers from the allotments with the most free units, from
+// each half of its free units and at least what is still missing, so that
+// an allotment running dry takes a share large enough not to come back for
+// each order. It reports false when the donors no longer had enough free
+// by the time the transfers ran.
 func (s *Store) moveTo(ctx context.Context, sale inventory.SaleID, all []allotment, to pot, need int64) (bool, error) {
-	donor := -1
-	for i, a := range all {
-		if a.pot == to && a.free() >= need {
-			return true, nil // units arrived meanwhile
-		}
-		if a.pot != to && a.free() >= need && (donor < 0 || a.free() > all[donor].free()) {
-			donor = i
+	var have int64
+	donors := make([]allotment, 0, len(all))
+	for _, a := range all {
+		switch {
+		case a.pot == to:
+			have = a.free()
+		case a.free() > 0:
+			donors = append(donors, a)
 		}
 	}
-	if donor < 0 {
-		return false, nil
+	slices.SortFunc(donors, func(a, b allotment) int { return cmp.Compare(b.free(), a.free()) })
+	for _, d := range donors {
+		if have >= need {
+			break
+		}
+		units := min(d.free(), max(need-have, d.free()/2))
+		moved, err := s.transfer(ctx, sale, d.pot, to, units)
+		if err != nil {
+			return false, err
+		}
+		if moved {
+			have += units
+		}
 	}
-	free := all[donor].free()
-	return s.transfer(ctx, sale, all[donor].pot, to, min(free, max(need, free/2)))
+	return have >= need, nil
 }
 
 // transfer moves units of the sale between two allotments: out of the

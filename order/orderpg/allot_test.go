@@ -173,3 +173,19 @@ func TestCancelAndRestockReturnUnitsToTheAllotments(t *testing.T) {
 		t.Fatalf("allotted %d, sold %d; want 5 and 5", allotted, sold)
 	}
 }
+
+// TestOneOrderGathersUnitsFromEveryAllotment: an order of the whole stock
+// commits though no single allotment holds it, and leaves none behind.
+func TestOneOrderGathersUnitsFromEveryAllotment(t *testing.T) {
+	r := newAllotRig(t, 8)
+	b, _ := order.ParseBuyerID("whale")
+	k, _ := order.ParseIdemKey("k")
+	_, err := r.store.Create(context.Background(), order.NewOrder{Sale: r.sale, Buyer: b, Key: k,
+		RequestHash: []byte("0123456789abcdef"), Qty: 8, Window: 15 * time.Minute, Deadline: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allotted, sold := r.books(t); allotted != 8 || sold != 8 {
+		t.Fatalf("allotted %d, sold %d; want 8 and 8", allotted, sold)
+	}
+}
