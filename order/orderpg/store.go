@@ -202,6 +202,9 @@ func translate(err error) error {
 	if errors.As(err, &pg) && pg.Code == "23505" {
 		return fmt.Errorf("%w: %s", order.ErrDuplicate, pg.ConstraintName)
 	}
+	if notSent(err) {
+		return unavailable(err)
+	}
 	return fmt.Errorf("orderpg: %w", err)
 }
 
