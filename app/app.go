@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -22,6 +21,7 @@ import (
 
 	"flashsale/api"
 	"flashsale/auth"
+	"flashsale/breaker"
 	"flashsale/config"
 	"flashsale/consumer"
 	"flashsale/dbschema"
@@ -53,6 +53,7 @@ type App struct {
 	relay     *outbox.Relay
 	consumers []*consumer.Consumer
 	metrics   *metrics.Metrics
+	breakers  breakers
 }
 
 // New connects to every dependency, applies migrations when configured and
@@ -92,6 +93,7 @@ func (a *App) connect(ctx context.Context) error {
 			return fmt.Errorf("app: database url: %w", err)
 		}
 		pc.MaxConns = int32(a.cfg.DBMaxConns)
+		a.failFastPool(pc)
 		p, err := pgxpool.NewWithConfig(ctx, pc)
 		if err != nil {
 			return fmt.Errorf("app: database pool: %w", err)
@@ -99,8 +101,7 @@ func (a *App) connect(ctx context.Context) error {
 		a.pools = append(a.pools, p)
 	}
 	for _, addr := range a.cfg.RedisAddrs {
-		a.redis = append(a.redis, redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32 * runtime.GOMAXPROCS(0),
-			DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+		a.redis = append(a.redis, redis.NewClient(a.redisOptions(addr)))
 		a.lockNodes = append(a.lockNodes, redis.NewClient(&redis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1, ContextTimeoutEnabled: true,
 			DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}))
 	}
@@ -122,8 +123,11 @@ func (a *App) wire(m shard.Map) {
 		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }})
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, cfg.ReservationGrace, a.log)
-	// The buy path's dependencies, measured as the order service sees them.
-	a.orders = order.NewService(a.metrics.Store(a.store), a.metrics.Stock(a.reserver), inventory.NewCatalog(saleStore),
+	// The buy path's dependencies, measured as the order service sees them:
+	// outside the breakers, so their fast refusals count too.
+	a.breakers = a.newBreakers()
+	a.orders = order.NewService(a.metrics.Store(breaker.Store(a.store, m, a.breakers.dbs)),
+		a.metrics.Stock(breaker.Stock(a.reserver, a.breakers.redis)), inventory.NewCatalog(breaker.Sales(saleStore, a.breakers.dbs[0])),
 		a.metrics.SoldOut(a.soldOut), order.Config{
 			PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
 	a.expirer = order.NewExpirer(a.store, stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
@@ -211,7 +215,7 @@ func (a *App) Consumers() []*consumer.Consumer { return a.consumers }
 func (a *App) Relay() *outbox.Relay { return a.relay }
 
 // readiness lists what /readyz checks: every shard database, Redis node 1
-// and Kafka.
+// and Kafka, and that no circuit breaker is open.
 func (a *App) readiness() []api.Check {
 	var checks []api.Check
 	for i, p := range a.pools {
@@ -221,7 +225,7 @@ func (a *App) readiness() []api.Check {
 		return a.redis[0].Ping(ctx).Err()
 	}})
 	checks = append(checks, api.Check{Name: "kafka", Check: a.pingKafka})
-	return checks
+	return append(checks, a.breakers.checks()...)
 }
 
 // pingKafka asks any broker for the cluster metadata.
