@@ -22,7 +22,8 @@ type breakers struct {
 // newBreakers makes one breaker per dependency, named like its readiness
 // check.
 func (a *App) newBreakers() breakers {
-	s := breaker.Settings{Failures: uint32(a.cfg.BreakerFailures), Open: a.cfg.BreakerOpen, Probes: uint32(a.cfg.BreakerProbes)}
+	s := breaker.Settings{Failures: uint32(a.cfg.BreakerFailures), Spread: a.cfg.BreakerSpread, Open: a.cfg.BreakerOpen,
+		Probes: uint32(a.cfg.BreakerProbes)}
 	b := breakers{redis: breaker.New("redis", s, a.log)}
 	for i := range a.cfg.DatabaseURLs {
 		b.dbs = append(b.dbs, breaker.New(fmt.Sprintf("postgres[%d]", i), s, a.log))
@@ -51,14 +52,18 @@ func (a *App) failFastPool(pc *pgxpool.Config) {
 }
 
 // redisOptions are the options of the buy path's Redis clients: short
-// dial, read and write timeouts, one dial attempt and few retries, so that
-// a dead node fails a call in milliseconds and a paused one within the
-// timeout, not after go-redis's default seconds of redials and retries.
+// read and write timeouts, two dial attempts and no retries unless
+// configured, so that a dead node fails a call in about 100 ms (refused,
+// go-redis's 100 ms pause, refused) and a paused one within about twice
+// the timeout, not after go-redis's default seconds of redials and
+// retries. The second dial attempt is for a node whose accept queue
+// overflowed in a burst of new connections: its SYN is dropped and
+// retransmitted only after a second.
 func (a *App) redisOptions(addr string) *redis.Options {
 	retries := a.cfg.RedisRetries
 	if retries == 0 {
 		retries = -1 // go-redis: 0 means its default of 3
 	}
-	return &redis.Options{Addr: addr, PoolSize: 32 * runtime.GOMAXPROCS(0), DialerRetries: 1, MaxRetries: retries,
+	return &redis.Options{Addr: addr, PoolSize: 32 * runtime.GOMAXPROCS(0), DialerRetries: 2, MaxRetries: retries,
 		DialTimeout: a.cfg.RedisDialTimeout, ReadTimeout: a.cfg.RedisTimeout, WriteTimeout: a.cfg.RedisTimeout}
 }

@@ -24,7 +24,8 @@ import (
 
 // Settings tune every breaker.
 type Settings struct {
-	Failures uint32        // consecutive infrastructure failures that open a breaker
+	Failures uint32        // consecutive infrastructure failures that open a breaker,
+	Spread   time.Duration // if they spread over at least this long
 	Open     time.Duration // how long an open breaker refuses before probing
 	Probes   uint32        // calls let through half-open; as many successes close it
 }
@@ -44,7 +45,7 @@ func New(name string, s Settings, log *slog.Logger) *Breaker {
 		Name:        name,
 		MaxRequests: max(1, s.Probes),
 		Timeout:     s.Open,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= max(1, s.Failures) },
+		ReadyToTrip: tripper(max(1, s.Failures), s.Spread),
 		IsExcluded:  func(err error) bool { return errors.Is(err, errExcluded) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
@@ -55,6 +56,25 @@ func New(name string, s Settings, log *slog.Logger) *Breaker {
 		},
 	})
 	return b
+}
+
+// tripper tells gobreaker when a dependency is down: failures consecutive
+// failures that spread over at least spread. The buy path batches its
+// calls (one Redis round trip or group commit serves many buyers), so one
+// failed round trip fails many calls at the same instant, and that alone
+// must not refuse every buyer for a while; a dependency that is down keeps
+// failing, so its run of failures soon spans the spread. gobreaker calls it
+// on each failure while closed, under its lock; a success or a change of
+// state resets the run.
+func tripper(failures uint32, spread time.Duration) func(gobreaker.Counts) bool {
+	var since time.Time // when the current run of failures began
+	return func(c gobreaker.Counts) bool {
+		now := time.Now()
+		if c.ConsecutiveFailures == 1 {
+			since = now
+		}
+		return c.ConsecutiveFailures >= failures && now.Sub(since) >= spread
+	}
 }
 
 // Name is the dependency the breaker guards.

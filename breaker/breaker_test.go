@@ -193,3 +193,32 @@ func TestStoreBreakersFollowTheBuyersDatabase(t *testing.T) {
 		t.Fatalf("%d calls reached the store; want 3 failures and the working database's order", f.calls)
 	}
 }
+
+func TestOneFailedBatchDoesNotOpenIt(t *testing.T) {
+	b := New("redis", Settings{Failures: 3, Spread: 50 * time.Millisecond, Open: time.Minute, Probes: 1}, quiet)
+	f := &fakeStock{err: refused}
+	s := Stock(f, b)
+	fail := func(n int) {
+		for range n {
+			_, _ = s.Reserve(context.Background(), inventory.Reservation{})
+		}
+	}
+	fail(10) // one round trip's worth of reservations, failed at once
+	if b.Open() {
+		t.Fatal("failures of one instant opened the breaker")
+	}
+	f.err = nil
+	fail(1)
+	time.Sleep(60 * time.Millisecond)
+	f.err = refused
+	fail(1)
+	if b.Open() {
+		t.Fatal("a success did not end the run of failures")
+	}
+	fail(10)
+	time.Sleep(60 * time.Millisecond)
+	fail(1)
+	if !b.Open() {
+		t.Fatal("failures spread over the spread left the breaker closed")
+	}
+}

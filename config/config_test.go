@@ -67,6 +67,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{[]string{"--breaker-open", "0s"}, "breaker-open"},
 		{[]string{"--redis-timeout", "0s"}, "redis-timeout"},
 		{[]string{"--db-statement-timeout", "-1s"}, "db-statement-timeout"},
+		{[]string{"--breaker-spread", "-1ms"}, "breaker-spread"},
 	} {
 		_, err := load(t, tc.args, base)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
