@@ -22,5 +22,5 @@ func notSent(err error) bool {
 // unavailable is err, certainly without effect, as the domain's
 // ErrUnavailable.
 func unavailable(err error) error {
-	return fmt.Errorf("%w: orderpg: %w", order.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", order.ErrUnavailable, err)
 }

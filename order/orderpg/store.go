@@ -203,7 +203,7 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %s", order.ErrDuplicate, pg.ConstraintName)
 	}
 	if notSent(err) {
-		return unavailable(err)
+		return unavailable(fmt.Errorf("orderpg: %w", err))
 	}
 	return fmt.Errorf("orderpg: %w", err)
 }
