@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"flashsale/app"
 	"flashsale/config"
 	"flashsale/internal/testenv"
 	"flashsale/shard"
@@ -138,7 +140,8 @@ func wantUnavailable(t *testing.T, r reply, maxRetry int) {
 // each answer a fast 503; it returns how many orders reached dep before.
 func refuseUntilOpen(t *testing.T, s *stack, saleID, dep string, each time.Duration, buyer func(int) string) int {
 	t.Helper()
-	for i := range 4 * s.cfg.BreakerFailures {
+	// Failures must also spread over breaker-spread: a few more fast ones.
+	for i, deadline := 0, time.Now().Add(20*time.Second); time.Now().Before(deadline); i++ {
 		r, took := timedOrder(s, buyer(i), saleID)
 		wantUnavailable(t, r, 1+int(s.cfg.BreakerOpen/time.Second))
 		if took > each {
@@ -204,6 +207,11 @@ func TestRedisKilledFailsFast(t *testing.T) {
 	rd.kill(syscall.SIGKILL)
 	refuseUntilOpen(t, s, sale, "redis", time.Second, redisBuyer)
 	wantFastWhileOpen(t, s, sale, "redis", redisBuyer)
+	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
+	defer debug.Close()
+	if n := testenv.Scrape(t, debug.URL+"/metrics")[`flashsale_stock_seconds_count{op="reserve",outcome="unavailable"}`]; n < 20 {
+		t.Errorf("%v reservations counted unavailable; want the breaker's refusals among them", n)
+	}
 	rd.start() // from its append-only file
 	if remaining, res := held(t, s, sale); remaining != 99 || res != 1 {
 		t.Fatalf("after the outage: %d units left, %d reservations; want 99 and the one order's", remaining, res)
@@ -212,7 +220,7 @@ func TestRedisKilledFailsFast(t *testing.T) {
 }
 
 // TestRedisPausedFailsFast pauses Redis node 1 (SIGSTOP), the slow
-// failure: each order fails within the read timeout until the breaker
+// failure: each order fails within about twice the read timeout until the breaker
 // opens, then within 100 ms; only the few reservations sent before it
 // opened can be held (their outcome is unknown; the reconciler settles
 // them), and orders succeed again after SIGCONT.
@@ -221,7 +229,7 @@ func TestRedisPausedFailsFast(t *testing.T) {
 	s := startOnPrivateRedis(t, rd, 3*time.Second)
 	sale := s.createSale(100, 5)
 	rd.signal(syscall.SIGSTOP)
-	sent := refuseUntilOpen(t, s, sale, "redis", 1500*time.Millisecond, redisBuyer)
+	sent := refuseUntilOpen(t, s, sale, "redis", 3*time.Second, redisBuyer)
 	wantFastWhileOpen(t, s, sale, "redis", redisBuyer)
 	rd.signal(syscall.SIGCONT)
 	if remaining, res := held(t, s, sale); res > sent || remaining != 100-res {
@@ -284,4 +292,40 @@ func buyerOn(m shard.Map, db int, base string) string {
 			return b
 		}
 	}
+}
+
+// TestDatabaseNotAnsweringFailsFast points database 1 at a socket that
+// takes connections but never answers, as a paused PostgreSQL does (the
+// kernel completes the handshake; nobody speaks): each order waits at most
+// the connect timeout, not the commit's 5 s, is refused with its units back
+// at once (the commit never started), and once the breaker is open answers
+// come within 100 ms.
+func TestDatabaseNotAnsweringFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // never accepted
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	s := start(t, func(c *config.Config) {
+		u, _ := url.Parse(c.DatabaseURLs[1])
+		u.Host = ln.Addr().String()
+		c.DatabaseURLs[1] = u.String()
+		c.BreakerOpen = 3 * time.Second
+		c.UserRate, c.UserBurst = 1000, 1000
+	})
+	m, _ := shard.NewMap(s.cfg.Shards, len(s.cfg.DatabaseURLs))
+	on1 := func(i int) string { return buyerOn(m, 1, fmt.Sprint("silent-", i)) }
+	sale := s.createSale(100, 1)
+	for i := range 2 {
+		r, took := timedOrder(s, on1(100+i), sale)
+		wantUnavailable(t, r, 4)
+		if took > 4*time.Second {
+			t.Fatalf("order %d took %s; want the 2 s connect timeout, not the commit's 5 s", i, took)
+		}
+		if remaining, res := held(t, s, sale); remaining != 100 || res != 0 {
+			t.Fatalf("right after refused order %d: %d units left, %d reservations; want all 100 back", i, remaining, res)
+		}
+	}
+	refuseUntilOpen(t, s, sale, "postgres[1]", 4*time.Second, on1)
+	wantFastWhileOpen(t, s, sale, "postgres[1]", on1)
 }
