@@ -50,6 +50,7 @@ var (
 	kKeyReused    = kind{"idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity}
 	kRateLimited  = kind{"rate-limited", "Too many requests", http.StatusTooManyRequests}
 	kOverloaded   = kind{"overloaded", "Overloaded", http.StatusServiceUnavailable}
+	kUnavailable  = kind{"service-unavailable", "Service unavailable", http.StatusServiceUnavailable}
 	kNotReady     = kind{"not-ready", "Not ready", http.StatusServiceUnavailable}
 	kConflict     = kind{"invalid-state", "Invalid state", http.StatusConflict}
 	kInternal     = kind{"internal-error", "Internal server error", http.StatusInternalServerError}
@@ -73,6 +74,7 @@ var errorTable = []struct {
 	{order.ErrNotFound, kNotFound},
 	{order.ErrKeyInUse, kKeyInUse},
 	{order.ErrKeyReused, kKeyReused},
+	{order.ErrUnavailable, kUnavailable},
 	{order.ErrOverloaded, kOverloaded},
 	{order.ErrCommitExpired, kOverloaded},
 	{order.ErrCommitUnknown, kOverloaded},
@@ -124,10 +126,13 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		detail = "the server failed to handle the request; it has been logged"
 	}
 	var rl *inventory.RateLimitError
+	var ua *order.UnavailableError
 	switch {
 	case errors.As(err, &rl):
 		setRetryAfter(w, rl.RetryAfter)
 		w.Header().Set("RateLimit", strconv.Quote(rl.Limit)+";r=0;t="+strconv.Itoa(retrySeconds(rl.RetryAfter)))
+	case errors.As(err, &ua):
+		setRetryAfter(w, ua.RetryAfter) // when the open breaker lets a probe through
 	case k.status == http.StatusServiceUnavailable:
 		setRetryAfter(w, time.Second)
 	}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -22,6 +21,7 @@ import (
 
 	"flashsale/api"
 	"flashsale/auth"
+	"flashsale/breaker"
 	"flashsale/config"
 	"flashsale/consumer"
 	"flashsale/dbschema"
@@ -54,6 +54,7 @@ type App struct {
 	relay     *outbox.Relay
 	consumers []*consumer.Consumer
 	metrics   *metrics.Metrics
+	breakers  breakers
 }
 
 // New connects to every dependency, applies migrations when configured and
@@ -93,6 +94,7 @@ func (a *App) connect(ctx context.Context) error {
 			return fmt.Errorf("app: database url: %w", err)
 		}
 		pc.MaxConns = int32(a.cfg.DBMaxConns)
+		a.failFastPool(pc)
 		p, err := pgxpool.NewWithConfig(ctx, pc)
 		if err != nil {
 			return fmt.Errorf("app: database pool: %w", err)
@@ -100,8 +102,7 @@ func (a *App) connect(ctx context.Context) error {
 		a.pools = append(a.pools, p)
 	}
 	for _, addr := range a.cfg.RedisAddrs {
-		a.redis = append(a.redis, redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32 * runtime.GOMAXPROCS(0),
-			DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+		a.redis = append(a.redis, redis.NewClient(a.redisOptions(addr)))
 		a.lockNodes = append(a.lockNodes, redis.NewClient(&redis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1, ContextTimeoutEnabled: true,
 			DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}))
 	}
@@ -127,8 +128,11 @@ func (a *App) wire(m shard.Map) {
 	// clock skew) of any reservation in flight when node 1 lost it.
 	a.watcher = inventory.NewWatcher(a.sales, inventory.WatchConfig{Every: time.Second, Again: cfg.CommitDeadline + time.Second}, a.log)
 	a.metrics.RedisWatch(a.watcher)
-	// The buy path's dependencies, measured as the order service sees them.
-	a.orders = order.NewService(a.metrics.Store(a.store), a.metrics.Stock(a.reserver), inventory.NewCatalog(saleStore),
+	// The buy path's dependencies, measured as the order service sees them:
+	// outside the breakers, so their fast refusals count too.
+	a.breakers = a.newBreakers()
+	a.orders = order.NewService(a.metrics.Store(breaker.Store(a.store, m, a.breakers.dbs)),
+		a.metrics.Stock(breaker.Stock(a.reserver, a.breakers.redis)), inventory.NewCatalog(breaker.Sales(saleStore, a.breakers.dbs[0])),
 		a.metrics.SoldOut(a.soldOut), order.Config{
 			PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
 	a.expirer = order.NewExpirer(a.store, stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
@@ -216,7 +220,7 @@ func (a *App) Consumers() []*consumer.Consumer { return a.consumers }
 func (a *App) Relay() *outbox.Relay { return a.relay }
 
 // readiness lists what /readyz checks: every shard database, Redis node 1
-// and Kafka.
+// and Kafka, and that no circuit breaker is open.
 func (a *App) readiness() []api.Check {
 	var checks []api.Check
 	for i, p := range a.pools {
@@ -226,7 +230,7 @@ func (a *App) readiness() []api.Check {
 		return a.redis[0].Ping(ctx).Err()
 	}})
 	checks = append(checks, api.Check{Name: "kafka", Check: a.pingKafka})
-	return checks
+	return append(checks, a.breakers.checks()...)
 }
 
 // pingKafka asks any broker for the cluster metadata.

@@ -68,6 +68,17 @@ type Config struct {
 	WebhookSecret       string
 	WebhookTimeout      time.Duration
 
+	// Failing fast while a dependency is down.
+	DBConnectTimeout   time.Duration
+	DBStatementTimeout time.Duration
+	RedisDialTimeout   time.Duration
+	RedisTimeout       time.Duration
+	RedisRetries       int
+	BreakerFailures    int
+	BreakerSpread      time.Duration
+	BreakerOpen        time.Duration
+	BreakerProbes      int
+
 	raw map[string]string // the text each setting was parsed from, for logging
 }
 
@@ -94,9 +105,18 @@ var settings = []setting{
 		"comma-separated PostgreSQL URLs; logical shard i lives on database i mod len; database 0 also holds the sales", true, setStrings(func(c *Config) *[]string { return &c.DatabaseURLs })},
 	{"shards", "16", "number of logical order shards (fixed once the schema exists, 1-1024)", false, setInt(func(c *Config) *int { return &c.Shards })},
 	{"db-max-conns", "16", "connections per PostgreSQL pool", false, setInt(func(c *Config) *int { return &c.DBMaxConns })},
+	{"db-connect-timeout", "2s", "longest a new PostgreSQL connection may take to open; a database that does not answer fails within it", false, setDuration(func(c *Config) *time.Duration { return &c.DBConnectTimeout })},
+	{"db-statement-timeout", "5s", "PostgreSQL statement_timeout of the service's connections, above what a group commit takes (0: none)", false, setDuration(func(c *Config) *time.Duration { return &c.DBStatementTimeout })},
 	{"redis-addrs", "127.0.0.1:56379,127.0.0.1:56380,127.0.0.1:56381",
 		"comma-separated Redis nodes; the first serves stock, rate limits and idempotency, all form the RedLock quorum", false, setStrings(func(c *Config) *[]string { return &c.RedisAddrs })},
 	{"redis-prefix", "fs", "prefix of every Redis key, so that several deployments or tests share nodes", false, func(c *Config, v string) error { c.RedisPrefix = v; return nil }},
+	{"redis-dial-timeout", "1s", "longest a new Redis connection may take to open (it is tried twice)", false, setDuration(func(c *Config) *time.Duration { return &c.RedisDialTimeout })},
+	{"redis-timeout", "500ms", "read and write timeout of a Redis call; a paused node fails a pipelined reservation within about twice it (measured with go-redis v9.23)", false, setDuration(func(c *Config) *time.Duration { return &c.RedisTimeout })},
+	{"redis-retries", "0", "times a Redis call that failed on the network is retried (each may cost another redis-timeout)", false, setInt(func(c *Config) *int { return &c.RedisRetries })},
+	{"breaker-failures", "5", "consecutive infrastructure failures of a dependency (Redis node 1, a database) that open its circuit breaker", false, setInt(func(c *Config) *int { return &c.BreakerFailures })},
+	{"breaker-spread", "100ms", "least time those failures must span, so that one failed batch (many orders, one round trip) does not open it", false, setDuration(func(c *Config) *time.Duration { return &c.BreakerSpread })},
+	{"breaker-open", "1s", "how long an open circuit breaker answers 503 at once before letting probes through", false, setDuration(func(c *Config) *time.Duration { return &c.BreakerOpen })},
+	{"breaker-probes", "3", "calls a half-open circuit breaker lets through; as many successes close it", false, setInt(func(c *Config) *int { return &c.BreakerProbes })},
 	{"kafka-brokers", "127.0.0.1:59092", "comma-separated Kafka bootstrap brokers", false, setStrings(func(c *Config) *[]string { return &c.KafkaBrokers })},
 	{"kafka-topic", "flashsale.orders", "topic the order events are published to", false, func(c *Config, v string) error { c.KafkaTopic = v; return nil }},
 	{"kafka-partitions", "8", "partitions of the topic when flashsale creates it", false, setInt(func(c *Config) *int { return &c.KafkaPartitions })},
@@ -291,11 +311,17 @@ func (c *Config) Validate() error {
 	positive := map[string]int{"db-max-conns": c.DBMaxConns, "user-rate": c.UserRate, "user-burst": c.UserBurst,
 		"ip-rate": c.IPRate, "ip-burst": c.IPBurst, "max-in-flight": c.MaxInFlight, "commit-batch": c.CommitBatch, "reserve-batch": c.ReserveBatch,
 		"kafka-partitions": c.KafkaPartitions, "kafka-replication": c.KafkaReplication, "relay-batch": c.RelayBatch,
-		"consumer-max-attempts": c.ConsumerMaxAttempts}
+		"consumer-max-attempts": c.ConsumerMaxAttempts, "breaker-failures": c.BreakerFailures, "breaker-probes": c.BreakerProbes}
 	for _, s := range settings {
 		if n, ok := positive[s.name]; ok && n < 1 {
 			bad(s.name, "must be at least 1")
 		}
+	}
+	if c.DBConnectTimeout <= 0 || c.RedisDialTimeout <= 0 || c.RedisTimeout <= 0 || c.BreakerOpen <= 0 {
+		bad("db-connect-timeout, redis-dial-timeout, redis-timeout, breaker-open", "must be positive")
+	}
+	if c.DBStatementTimeout < 0 || c.RedisRetries < 0 || c.BreakerSpread < 0 {
+		bad("db-statement-timeout, redis-retries, breaker-spread", "must not be negative")
 	}
 	if c.RelayLeaseTTL < time.Second {
 		bad("relay-lease-ttl", "must be at least 1s")

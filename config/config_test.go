@@ -63,6 +63,11 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{[]string{"--trusted-proxies", "10.0.0.0/33"}, "trusted-proxies"},
 		{[]string{"--log-level", "loud"}, "log-level"},
 		{[]string{"--max-body-bytes", "10"}, "max-body-bytes"},
+		{[]string{"--breaker-failures", "0"}, "breaker-failures"},
+		{[]string{"--breaker-open", "0s"}, "breaker-open"},
+		{[]string{"--redis-timeout", "0s"}, "redis-timeout"},
+		{[]string{"--db-statement-timeout", "-1s"}, "db-statement-timeout"},
+		{[]string{"--breaker-spread", "-1ms"}, "breaker-spread"},
 	} {
 		_, err := load(t, tc.args, base)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

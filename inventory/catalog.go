@@ -14,7 +14,7 @@ import (
 // missing sale is remembered briefly, so a flood of unknown ids cannot turn
 // into a flood of queries.
 type Catalog struct {
-	store   *SaleStore
+	store   SaleReader
 	group   singleflight.Group
 	sales   sync.Map // SaleID -> Sale
 	missing sync.Map // SaleID -> time.Time (until)
@@ -22,8 +22,14 @@ type Catalog struct {
 	now     func() time.Time
 }
 
+// SaleReader reads one sale from the truth; SaleStore is one, and a
+// decorator (a circuit breaker) may wrap it.
+type SaleReader interface {
+	Get(ctx context.Context, id SaleID) (Sale, error)
+}
+
 // NewCatalog returns a catalog over store.
-func NewCatalog(store *SaleStore) *Catalog {
+func NewCatalog(store SaleReader) *Catalog {
 	return &Catalog{store: store, missTTL: time.Second, now: time.Now}
 }
 

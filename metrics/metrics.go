@@ -58,6 +58,7 @@ var outcomes = []struct {
 	{order.ErrOverloaded, "overloaded"},
 	{order.ErrCommitExpired, "commit_expired"},
 	{order.ErrCommitUnknown, "commit_unknown"},
+	{order.ErrUnavailable, "unavailable"},
 	{order.ErrDuplicate, "duplicate"},
 	{context.Canceled, "canceled"},
 	{context.DeadlineExceeded, "timeout"},

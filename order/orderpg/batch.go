@@ -90,6 +90,14 @@ func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	results, err := b.exec(ctx, orders, slot)
+	if err != nil && notSent(err) {
+		// Nothing reached the server (no connection, dial refused): the
+		// batch certainly did not commit, so its units may go back now.
+		for i := range orders {
+			out[i].Err = unavailable(err)
+		}
+		return
+	}
 	var pgErr *pgconn.PgError
 	if err != nil && !errors.As(err, &pgErr) {
 		// A network error or timeout leaves the outcome unknown: the

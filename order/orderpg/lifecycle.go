@@ -72,7 +72,7 @@ func (s *Store) whyNotTransitioned(ctx context.Context, buyer order.BuyerID, id 
 // byte was sent, says it did not.
 func unknownOutcome(err error) error {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) || pgconn.SafeToRetry(err) {
+	if errors.As(err, &pg) || notSent(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", order.ErrCommitUnknown, err)

@@ -229,6 +229,9 @@ func translate(err error) error {
 	if errors.As(err, &pg) && pg.Code == "23505" {
 		return fmt.Errorf("%w: %s", order.ErrDuplicate, pg.ConstraintName)
 	}
+	if notSent(err) {
+		return unavailable(fmt.Errorf("orderpg: %w", err))
+	}
 	return fmt.Errorf("orderpg: %w", err)
 }
 
