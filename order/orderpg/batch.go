@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"flashsale"
 	"flashsale/internal/batch"
 	"flashsale/order"
 	"flashsale/shard"
@@ -47,6 +49,7 @@ const (
 // shard.
 type committer struct {
 	pool     *pgxpool.Pool
+	lock     string // sql/allot_lock.sql
 	create   func(shard.ID) string
 	onCommit func(shard.ID)
 	// slots hands each transaction in flight an allotment slot of its
@@ -57,7 +60,8 @@ type committer struct {
 // newCommitter returns the group commit of one database, whose workers
 // transactions take the allotment slots from first on (modulo allotSlots).
 func newCommitter(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), workers, first int) *committer {
-	c := &committer{pool: pool, create: create, onCommit: onCommit, slots: make(chan int, workers)}
+	c := &committer{pool: pool, lock: flashsale.Query("allot_lock"), create: create, onCommit: onCommit,
+		slots: make(chan int, workers)}
 	for w := range workers {
 		c.slots <- (first + w) % allotSlots
 	}
@@ -131,11 +135,16 @@ func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.
 func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]result, error) {
 	groups := groupByShard(orders)
 	var pb pgx.Batch
+	pb.Queue(b.lock, saleIDs(orders), int16(slot))
 	for _, g := range groups {
 		pb.Queue(b.create(g.shard), append(g.args(), int16(slot))...)
 	}
 	br := b.pool.SendBatch(ctx, &pb)
 	results := make([]result, len(orders))
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("orderpg: commit batch: lock allotments: %w", err)
+	}
 	for _, g := range groups {
 		if err := g.read(br, results, slot); err != nil {
 			_ = br.Close()
@@ -151,6 +160,17 @@ func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]res
 		b.onCommit(g.shard)
 	}
 	return results, nil
+}
+
+// saleIDs lists the sales of a batch's orders, each once.
+func saleIDs(orders []pending) []int64 {
+	ids := make([]int64, 0, 1)
+	for _, p := range orders {
+		if id := p.o.Sale.ID.Int64(); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // group is the orders of one shard in a batch, by their index in it.
