@@ -230,3 +230,23 @@ func (s *stack) from(t *testing.T, ip string) *stack {
 	c.http = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	return &c
 }
+
+// TestIPRefusalOnTheBuyPathNamesItsPolicy: a 429 names the limit that
+// refused it in RateLimit, and RateLimit-Policy must describe that limit,
+// or a client cannot tell which quota it ran into (RFC draft
+// ietf-httpapi-ratelimit-headers: RateLimit refers to a policy by name).
+func TestIPRefusalOnTheBuyPathNamesItsPolicy(t *testing.T) {
+	s := start(t, func(c *config.Config) { c.IPRate, c.IPBurst = 1, 1 })
+	sale := s.createSale(10, 1)
+	if r := s.order("first", "k", sale, 1); r.Status != http.StatusCreated {
+		t.Fatalf("first order: %d %s", r.Status, r.Body)
+	}
+	r := s.order("second", "k", sale, 1)
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("second order from the address: %d %s, want 429", r.Status, r.Body)
+	}
+	checkIPLimited(t, r)
+	if p := r.Header.Get("RateLimit-Policy"); !strings.Contains(p, `"ip";q=1;w=1`) {
+		t.Errorf("RateLimit %q refers to a policy RateLimit-Policy %q does not describe", r.Header.Get("RateLimit"), p)
+	}
+}
