@@ -11,10 +11,10 @@
 --     clock (after it the reconciler may have returned its units, and
 --     committing would oversell);
 --   * the allotment of the sale in slot $10 still holds its units (its row
---     was locked by the batch's first statement, sql/allot_lock.sql, so
---     this statement's snapshot reads it as it is and nobody changes it
---     until commit; it is counted here: PostgreSQL refuses a unit Redis
---     wrongly allowed);
+--     is locked until commit, and counted in this statement: PostgreSQL
+--     refuses a unit Redis wrongly allowed). CHECK allotments_within is
+--     the net under the test: a batch it fails is retried order by order,
+--     and an order it fails alone is short of units (orderpg);
 --   * the buyer's key made no order yet (the unique key is the idempotency
 --     backstop).
 -- Rows come back for the orders inserted (outcome created, with the new
@@ -35,6 +35,7 @@ WITH input AS (
     SELECT a.sale_id, a.allotted - a.sold AS units
     FROM stock.allotments a
     WHERE a.sale_id = ANY ($1::bigint[]) AND a.slot = $10
+    FOR UPDATE
 ), granted AS (
     SELECT timely.*
     FROM timely

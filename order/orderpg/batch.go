@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"flashsale"
 	"flashsale/internal/batch"
 	"flashsale/order"
 	"flashsale/shard"
@@ -49,7 +47,6 @@ const (
 // shard.
 type committer struct {
 	pool     *pgxpool.Pool
-	lock     string // sql/allot_lock.sql
 	create   func(shard.ID) string
 	onCommit func(shard.ID)
 	// slots hands each transaction in flight an allotment slot of its
@@ -60,8 +57,7 @@ type committer struct {
 // newCommitter returns the group commit of one database, whose workers
 // transactions take the allotment slots from first on (modulo allotSlots).
 func newCommitter(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), workers, first int) *committer {
-	c := &committer{pool: pool, lock: flashsale.Query("allot_lock"), create: create, onCommit: onCommit,
-		slots: make(chan int, workers)}
+	c := &committer{pool: pool, create: create, onCommit: onCommit, slots: make(chan int, workers)}
 	for w := range workers {
 		c.slots <- (first + w) % allotSlots
 	}
@@ -78,6 +74,15 @@ func (b *committer) commit(ctx context.Context, orders []pending, out []batch.Re
 	slot := <-b.slots // never waits: there are as many slots as workers
 	defer func() { b.slots <- slot }()
 	b.commitIn(ctx, orders, out, slot)
+}
+
+// overAllotted tells the refusal of CHECK allotments_within: a commit
+// would have taken an allotment past what it was given. The statement
+// grants only what the allotment it locked holds, so this is the net
+// under it when a concurrent commit raced its read.
+func overAllotted(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23514" && pg.ConstraintName == "allotments_within"
 }
 
 // alone commits one order by itself in slot, outside the group commit: an
@@ -121,11 +126,16 @@ func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.
 		return
 	}
 	for i := range orders {
-		if err != nil {
+		switch {
+		case overAllotted(err):
+			// Its allotment could not hold it after all (the CHECK under
+			// the statement's own test): this order wants units moved.
+			out[i].Val = result{outcome: outcomeNoStock, slot: slot}
+		case err != nil:
 			out[i].Err = translate(err)
-			continue
+		default:
+			out[i].Val = results[i]
 		}
-		out[i].Val = results[i]
 	}
 }
 
@@ -135,16 +145,11 @@ func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.
 func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]result, error) {
 	groups := groupByShard(orders)
 	var pb pgx.Batch
-	pb.Queue(b.lock, saleIDs(orders), int16(slot))
 	for _, g := range groups {
 		pb.Queue(b.create(g.shard), append(g.args(), int16(slot))...)
 	}
 	br := b.pool.SendBatch(ctx, &pb)
 	results := make([]result, len(orders))
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("orderpg: commit batch: lock allotments: %w", err)
-	}
 	for _, g := range groups {
 		if err := g.read(br, results, slot); err != nil {
 			_ = br.Close()
@@ -160,17 +165,6 @@ func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]res
 		b.onCommit(g.shard)
 	}
 	return results, nil
-}
-
-// saleIDs lists the sales of a batch's orders, each once.
-func saleIDs(orders []pending) []int64 {
-	ids := make([]int64, 0, 1)
-	for _, p := range orders {
-		if id := p.o.Sale.ID.Int64(); !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	return ids
 }
 
 // group is the orders of one shard in a batch, by their index in it.
