@@ -31,6 +31,12 @@ func (noOrders) ExistingOrders(context.Context, []inventory.BuyerKey) (map[inven
 	return nil, nil
 }
 
+// noLiveUnits answers that no sale has units in orders; these tests never
+// consult the sold-out memory's held count.
+type noLiveUnits struct{}
+
+func (noLiveUnits) LiveUnits(context.Context, inventory.SaleID) (int, error) { return 0, nil }
+
 func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.OrderLookup) fixture {
 	t.Helper()
 	cfg := testenv.Config(t, 2)
@@ -42,7 +48,7 @@ func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.Or
 	f := fixture{sales: inventory.NewSaleStore(pools[0]), node1: nodes[0], prefix: cfg.RedisPrefix}
 	f.stock = inventory.NewStock(nodes[0], cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
 	f.locker = lease.NewLocker(nodes, cfg.RedisPrefix, leaseTTL, f.sales.NextToken)
-	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, testenv.Logger(t)), f.locker, orders, grace, testenv.Logger(t))
+	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, noLiveUnits{}, testenv.Logger(t)), f.locker, orders, grace, testenv.Logger(t))
 	return f
 }
 

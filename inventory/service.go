@@ -40,11 +40,13 @@ func NewService(sales *SaleStore, stock *Stock, soldOut *SoldOut, locker *lease.
 		grace: grace, log: log, now: time.Now}
 }
 
-// SaleView is a sale with its live state and remaining stock.
+// SaleView is a sale with its live state and remaining stock, and when
+// it is sold out, whether units are still held (see SoldOut.Shortage).
 type SaleView struct {
 	Sale
 	State     State
 	Remaining int
+	SoldOut   *Shortage // nil unless sold out
 }
 
 // lockWait bounds how long an admin call waits for a busy sale's lease.
@@ -85,7 +87,13 @@ func (s *Service) view(ctx context.Context, sale Sale) (SaleView, error) {
 	if err != nil {
 		return SaleView{}, err
 	}
-	return SaleView{Sale: sale, State: sale.StateAt(s.now()), Remaining: left}, nil
+	v := SaleView{Sale: sale, State: sale.StateAt(s.now()), Remaining: left}
+	if left == 0 {
+		if sh, ok := s.soldOut.Shortage(ctx, sale.ID); ok {
+			v.SoldOut = &sh
+		}
+	}
+	return v, nil
 }
 
 // warm loads the sale's truth from PostgreSQL into Redis under its lease.

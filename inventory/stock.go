@@ -162,7 +162,7 @@ func (s *Stock) releaseFenced(ctx context.Context, sale SaleID, buyer, key strin
 	if forget {
 		f = "1"
 	}
-	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key)},
+	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key), sk + ":closed"},
 		field(buyer, key), buyer, f, s.Channel(), sale.String(), token).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("inventory: release: %w", err)

@@ -1,6 +1,9 @@
 -- Returns the units of one reservation to stock, at most once: the
 -- reservation entry is the token, and a second call finds it gone.
 -- KEYS: 1 sale hash  2 buyers hash  3 reservations hash  4 idempotency claim
+--       5 closed set: the reservation fields of orders that were closed
+--         (cancelled, expired) and keep their claim, so the sold-out memory
+--         still knows these keys made an order and replays it
 -- ARGV: 1 reservation field  2 buyer  3 forget claim (1/0)  4 reopen channel  5 sale id
 --       6 fencing token (0 when the caller holds no lock)
 -- Returns {units returned (0 if already released), stock, stale fence (1/0)}
@@ -16,6 +19,10 @@ local qty = tonumber(string.match(v, '^(%d+)'))
 redis.call('HDEL', KEYS[3], ARGV[1])
 local stock = redis.call('HINCRBY', KEYS[1], 'stock', qty)
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -qty) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-if ARGV[3] == '1' then redis.call('DEL', KEYS[4]) end
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[4])
+else
+  redis.call('SADD', KEYS[5], ARGV[1])
+end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {qty, stock, 0}
