@@ -216,6 +216,9 @@ func (a *App) wireConsumers() error {
 // Consumers are the in-process event consumers, for their lag and counters.
 func (a *App) Consumers() []*consumer.Consumer { return a.consumers }
 
+// Watcher watches Redis node 1 for lost data, for its statistics.
+func (a *App) Watcher() *inventory.Watcher { return a.watcher }
+
 // Relay is the outbox relay, for its statistics.
 func (a *App) Relay() *outbox.Relay { return a.relay }
 

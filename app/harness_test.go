@@ -80,7 +80,22 @@ func startWith(t *testing.T, cfg *config.Config) *stack {
 	})
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}
 	t.Cleanup(tr.CloseIdleConnections)
+	waitFirstWatch(t, a)
 	return &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// waitFirstWatch waits for the instance's first look at Redis node 1: a
+// test's key prefix is new, so that look rebuilds every live sale, and a
+// test that edits Redis keys by hand must not race it.
+func waitFirstWatch(t *testing.T, a *app.App) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Watcher().Stats().Rounds == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the Redis watcher made no first round within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (s *stack) token(sub string, admin bool) string {
