@@ -18,6 +18,7 @@ import (
 	"flashsale/app"
 	"flashsale/auth"
 	"flashsale/config"
+	"flashsale/internal/apitest"
 	"flashsale/internal/testenv"
 	"flashsale/shard"
 )
@@ -80,7 +81,9 @@ func startWith(t *testing.T, cfg *config.Config) *stack {
 	})
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	// Every answer the tests get is checked against api/openapi.json.
+	client := &http.Client{Transport: apitest.Transport(t, tr), Timeout: 30 * time.Second}
+	return &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: client}
 }
 
 func (s *stack) token(sub string, admin bool) string {
