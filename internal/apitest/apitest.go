@@ -11,6 +11,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -105,22 +107,49 @@ func (c *Contract) checkUnrouted(req *http.Request, status int, header http.Head
 	return schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.VisitAsResponse())
 }
 
-// Transport returns a RoundTripper that sends through next and fails t
-// (t.Errorf, from any goroutine) for every answer the document does not
-// describe. Bodies are read whole and handed on unchanged, except event
-// streams, which pass through unread.
+// Transport returns a RoundTripper that sends through next and records
+// every answer; when t ends, it fails t (t.Errorf) for each answer the
+// document does not describe. The check waits for the end of the test so
+// its CPU does not slow the service under test (a burst's commits would
+// miss their deadline), and identical answers (most of a sold-out burst)
+// are checked once. Bodies are read whole and handed on unchanged, except
+// event streams, which pass through unread.
 func Transport(t testing.TB, next http.RoundTripper) http.RoundTripper {
 	c, err := Load()
 	if err != nil {
 		t.Fatalf("api/openapi.json: %v", err)
 	}
-	return &transport{t: t, c: c, next: next}
+	tr := &transport{c: c, next: next, seen: map[string]bool{}}
+	t.Cleanup(func() {
+		errs := tr.check()
+		for _, err := range errs[:min(len(errs), maxReported)] {
+			t.Error(err)
+		}
+		if len(errs) > maxReported {
+			t.Errorf("and %d more answers api/openapi.json does not describe", len(errs)-maxReported)
+		}
+	})
+	return tr
 }
 
+// maxReported bounds the errors of one test: a wrong schema fails every answer alike.
+const maxReported = 5
+
 type transport struct {
-	t    testing.TB
 	c    *Contract
 	next http.RoundTripper
+
+	mu      sync.Mutex
+	seen    map[string]bool // answers recorded, by key
+	answers []answer
+}
+
+// answer is one request and its answer, as far as the document speaks of them.
+type answer struct {
+	req    *http.Request // method and URL only
+	status int
+	header http.Header
+	body   []byte // nil for a stream
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -142,11 +171,54 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			body = []byte{}
 		}
 	}
-	if err := tr.c.Check(req, resp.StatusCode, resp.Header, body); err != nil {
-		tr.t.Errorf("%s %s answered %d, which api/openapi.json does not describe: %v\nbody: %.2000s",
-			req.Method, req.URL.RequestURI(), resp.StatusCode, err, body)
-	}
+	tr.record(answer{req: &http.Request{Method: req.Method, URL: req.URL, Header: http.Header{}},
+		status: resp.StatusCode, header: resp.Header.Clone(), body: body})
 	return resp, nil
+}
+
+func (tr *transport) record(a answer) {
+	k := a.key()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !tr.seen[k] {
+		tr.seen[k] = true
+		tr.answers = append(tr.answers, a)
+	}
+}
+
+// key is what the check of a depends on: the same key, the same verdict.
+func (a answer) key() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %d\n", a.req.Method, a.req.URL.Path, a.status)
+	names := make([]string, 0, len(a.header))
+	for k := range a.header {
+		if k != "Date" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s: %q\n", k, a.header[k])
+	}
+	fmt.Fprintf(&b, "stream=%t\n", a.body == nil)
+	b.Write(a.body)
+	return b.String()
+}
+
+// check validates the answers recorded so far.
+func (tr *transport) check() []error {
+	tr.mu.Lock()
+	answers := tr.answers
+	tr.answers = nil
+	tr.mu.Unlock()
+	var errs []error
+	for _, a := range answers {
+		if err := tr.c.Check(a.req, a.status, a.header, a.body); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s answered %d, which api/openapi.json does not describe: %w\nbody: %.2000s",
+				a.req.Method, a.req.URL.RequestURI(), a.status, err, a.body))
+		}
+	}
+	return errs
 }
 
 // failedReader ends a replayed body with the error its first read met.
