@@ -131,6 +131,11 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.As(err, &rl):
 		setRetryAfter(w, rl.RetryAfter)
 		w.Header().Set("RateLimit", strconv.Quote(rl.Limit)+";r=0;t="+strconv.Itoa(retrySeconds(rl.RetryAfter)))
+		// The policy named must be the one refused: the buy path sets the
+		// buyer's up front, and its script may refuse the client's IP.
+		if rl.Limit == "ip" {
+			w.Header().Set("RateLimit-Policy", h.ipPolicy)
+		}
 	case errors.As(err, &ua):
 		setRetryAfter(w, ua.RetryAfter) // when the open breaker lets a probe through
 	case k.status == http.StatusServiceUnavailable:

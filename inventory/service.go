@@ -63,7 +63,7 @@ const lockWait = 2 * time.Second
 // CreateSale stores the sale, allots its stock to the order databases and
 // loads it into Redis. The load is a rebuild (of a sale without orders):
 // the one way a sale enters Redis. Should it stop after storing, the first
-// order of the sale allots it.
+// order of the sale allots it, and the first read loads it.
 func (s *Service) CreateSale(ctx context.Context, n NewSale) (SaleView, error) {
 	if err := n.Validate(s.now()); err != nil {
 		return SaleView{}, err
@@ -75,10 +75,23 @@ func (s *Service) CreateSale(ctx context.Context, n NewSale) (SaleView, error) {
 	if err := s.allot.Allot(ctx, sale.ID, sale.Stock); err != nil {
 		return SaleView{}, err
 	}
-	if _, err := s.Rebuild(ctx, sale.ID); err != nil {
+	if err := s.loadNew(ctx, sale); err != nil {
 		return SaleView{}, err
 	}
 	return s.view(ctx, sale)
+}
+
+// loadNew puts a sale that has just been created into Redis: a rebuild
+// without reading any order, since none can exist before Redis holds the
+// sale, so that creating a sale needs database 0 only.
+func (s *Service) loadNew(ctx context.Context, sale Sale) error {
+	return s.guarded(ctx, sale.ID, func(token int64) error {
+		if err := s.sales.Fence(ctx, sale.ID, token); err != nil {
+			return err
+		}
+		_, err := s.stock.Rebuild(ctx, sale, nil, token)
+		return err
+	})
 }
 
 // Sale returns the sale with its live state and remaining stock.

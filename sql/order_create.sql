@@ -12,7 +12,9 @@
 --     committing would oversell);
 --   * the allotment of the sale in slot $10 still holds its units (its row
 --     is locked until commit, and counted in this statement: PostgreSQL
---     refuses a unit Redis wrongly allowed);
+--     refuses a unit Redis wrongly allowed). CHECK allotments_within is
+--     the net under the test: a batch it fails is retried order by order,
+--     and an order it fails alone is short of units (orderpg);
 --   * the buyer's key made no order yet (the unique key is the idempotency
 --     backstop).
 -- Rows come back for the orders inserted (outcome created, with the new

@@ -59,35 +59,63 @@ type allotment struct {
 func (a allotment) free() int64 { return a.allotted - a.sold }
 
 // Allot gives a new sale's stock to the allotments, in proportion to the
-// shards each database holds. It is idempotent: an allotment that exists
-// keeps what it has, so a retry or a second instance changes nothing, and a
-// sale that already has orders (placed before allotments existed) starts
-// with each database's slot 0 holding the units of its live orders.
+// shards each database holds. A new sale has no order yet, so a database
+// that can't be reached now is given nothing, and its orders take units
+// from the others when they come: creating a sale needs database 0 only.
+// It is idempotent: an allotment that exists keeps what it has, so a retry
+// or a second instance changes nothing.
 func (s *Store) Allot(ctx context.Context, sale inventory.SaleID, stock int) error {
+	return s.allot(ctx, sale, stock, func(int) (int64, error) { return 0, nil }, true)
+}
+
+// allotExisting allots a sale that may already have orders (placed before
+// allotments existed): each database's slot 0 holds the units of its live
+// orders, so every database must answer.
+func (s *Store) allotExisting(ctx context.Context, sale inventory.SaleID, stock int) error {
+	live := func(db int) (int64, error) { return s.liveUnitsOn(ctx, sale, db) }
+	return s.allot(ctx, sale, stock, live, false)
+}
+
+// allot gives database 0 what the others were given less than the stock
+// (rounding included), so the allotments add up to it exactly; with skip,
+// a database other than 0 that fails is given nothing.
+func (s *Store) allot(ctx context.Context, sale inventory.SaleID, stock int, live func(db int) (int64, error), skip bool) error {
 	var others int64
 	for db := s.m.Databases() - 1; db >= 0; db-- {
-		live, err := s.liveUnitsOn(ctx, sale, db)
-		if err != nil {
-			return err
-		}
 		share := int64(stock) * int64(len(s.m.OnDatabase(db))) / int64(s.m.Shards())
 		if db == 0 {
-			// Database 0 takes what the others were not given, rounding
-			// included, so the allotments add up to the stock exactly.
 			share = int64(stock) - others
 		}
-		if err := s.allotOn(ctx, sale, db, share, live); err != nil {
-			return err
+		given, err := s.allotDatabase(ctx, sale, db, share, live)
+		if err != nil && skip && db > 0 {
+			s.log.WarnContext(ctx, "database unreachable; its share of the new sale stays with the others",
+				"sale_id", sale.String(), "database", db, "err", err)
+			continue
 		}
-		all, err := s.allotmentsOn(ctx, sale, db)
 		if err != nil {
 			return err
 		}
-		for _, a := range all {
-			others += a.allotted
-		}
+		others += given
 	}
 	return nil
+}
+
+// allotDatabase allots share on one database and reports what its
+// allotments hold then (what an earlier call gave, if there was one).
+func (s *Store) allotDatabase(ctx context.Context, sale inventory.SaleID, db int, share int64, live func(int) (int64, error)) (int64, error) {
+	n, err := live(db)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.allotOn(ctx, sale, db, share, n); err != nil {
+		return 0, err
+	}
+	all, err := s.allotmentsOn(ctx, sale, db)
+	var given int64
+	for _, a := range all {
+		given += a.allotted
+	}
+	return given, err
 }
 
 // allotOn splits share over the database's slots; slot 0 also holds the
@@ -210,7 +238,7 @@ func (s *Store) ensureAllotted(ctx context.Context, sale inventory.SaleID) error
 	if err := s.pools[0].QueryRow(ctx, s.aq.saleStock, sale.Int64()).Scan(&stock); err != nil {
 		return fmt.Errorf("orderpg: stock of sale %s: %w", sale, err)
 	}
-	return s.Allot(ctx, sale, stock)
+	return s.allotExisting(ctx, sale, stock)
 }
 
 // sellable refuses the order when the sale's stock minus the units of

@@ -29,7 +29,7 @@ type allotRig struct {
 
 func newAllotRig(t *testing.T, stock int) *allotRig {
 	t.Helper()
-	cfg := testenv.Config(t, 4)
+	cfg := testenv.Config(t, 16)
 	pools := testenv.Pools(t, cfg)
 	m, err := shard.NewMap(cfg.Shards, len(pools))
 	if err != nil {
@@ -38,7 +38,7 @@ func newAllotRig(t *testing.T, stock int) *allotRig {
 	if len(pools) < 2 {
 		t.Fatalf("allotments need two databases, the stack has %d", len(pools))
 	}
-	r := &allotRig{store: orderpg.New(pools, m, orderpg.Options{MaxBatch: 16, Workers: 2}), pools: pools,
+	r := &allotRig{store: orderpg.New(pools, m, orderpg.Options{MaxBatch: 256, Workers: 2}), pools: pools,
 		sales: inventory.NewSaleStore(pools[0])}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -87,7 +87,7 @@ func (r *allotRig) books(t *testing.T) (allotted, sold int64) {
 // the rest is refused as sold out by PostgreSQL itself, units moving
 // between the databases as one runs dry.
 func TestAllotmentsRefuseUnitsBeyondStock(t *testing.T) {
-	const stock, buyers = 10, 48
+	const stock, buyers = 100, 400
 	r := newAllotRig(t, stock)
 	created, refused := r.burst(t, buyers, "b")
 	if created != stock || refused != buyers-stock {
@@ -187,5 +187,22 @@ func TestOneOrderGathersUnitsFromEveryAllotment(t *testing.T) {
 	}
 	if allotted, sold := r.books(t); allotted != 8 || sold != 8 {
 		t.Fatalf("allotted %d, sold %d; want 8 and 8", allotted, sold)
+	}
+}
+
+// TestEveryUnitSellsWhenBuyersMatchTheStock: as many buyers as units, all
+// at once, as Redis lets them through: every one commits, units moving to
+// wherever their orders land, and no allotment ever holds more live units
+// than it was given (a commit that did would fail its CHECK and be
+// refused, so every buyer committing says it never happened).
+func TestEveryUnitSellsWhenBuyersMatchTheStock(t *testing.T) {
+	for round := range 3 {
+		r := newAllotRig(t, 100)
+		if created, refused := r.burst(t, 100, fmt.Sprint("r", round)); created != 100 {
+			t.Fatalf("round %d: %d created, %d refused; want all 100 created", round, created, refused)
+		}
+		if allotted, sold := r.books(t); allotted != 100 || sold != 100 {
+			t.Fatalf("round %d: allotted %d, sold %d; want 100 and 100", round, allotted, sold)
+		}
 	}
 }

@@ -76,6 +76,15 @@ func (b *committer) commit(ctx context.Context, orders []pending, out []batch.Re
 	b.commitIn(ctx, orders, out, slot)
 }
 
+// overAllotted tells the refusal of CHECK allotments_within: a commit
+// would have taken an allotment past what it was given. The statement
+// grants only what the allotment it locked holds, so this is the net
+// under it when a concurrent commit raced its read.
+func overAllotted(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23514" && pg.ConstraintName == "allotments_within"
+}
+
 // alone commits one order by itself in slot, outside the group commit: an
 // order whose allotment was short, once units moved there.
 func (b *committer) alone(ctx context.Context, p pending, slot int) (result, error) {
@@ -117,11 +126,16 @@ func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.
 		return
 	}
 	for i := range orders {
-		if err != nil {
+		switch {
+		case overAllotted(err):
+			// Its allotment could not hold it after all (the CHECK under
+			// the statement's own test): this order wants units moved.
+			out[i].Val = result{outcome: outcomeNoStock, slot: slot}
+		case err != nil:
 			out[i].Err = translate(err)
-			continue
+		default:
+			out[i].Val = results[i]
 		}
-		out[i].Val = results[i]
 	}
 }
 
