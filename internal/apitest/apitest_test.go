@@ -75,3 +75,43 @@ func TestTransportFailsUndescribedAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestContractDescribesAnswersOfOtherBranches checks answers that other
+// branches add (replay: held and sold_out, a sold-out Retry-After;
+// failfast: service-unavailable) against the document, so it is right
+// when they merge.
+func TestContractDescribesAnswersOfOtherBranches(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problem := func(slug string, status int) []byte {
+		return []byte(fmt.Sprintf(`{"type":"https://flashsale.example/problems/%s","title":"x","status":%d,"detail":"d","instance":"/v1/orders"}`, slug, status))
+	}
+	cases := []struct {
+		name, method, path string
+		status             int
+		header             http.Header
+		body               []byte
+	}{
+		{"sold out, units held", "GET", "/v1/sales/1", 200, http.Header{"Content-Type": {"application/json"}},
+			[]byte(strings.Replace(sale, `"remaining":5`, `"remaining":0,"sold_out":"held","held":3`, 1))},
+		{"sold out, gone", "GET", "/v1/sales/1", 200, http.Header{"Content-Type": {"application/json"}},
+			[]byte(strings.Replace(sale, `"remaining":5`, `"remaining":0,"sold_out":"gone","held":0`, 1))},
+		{"sold out while held", "POST", "/v1/orders", 409,
+			http.Header{"Content-Type": {"application/problem+json"}, "Retry-After": {"1"}}, problem("sold-out", 409)},
+		{"breaker open", "POST", "/v1/orders", 503,
+			http.Header{"Content-Type": {"application/problem+json"}, "Retry-After": {"1"}}, problem("service-unavailable", 503)},
+	}
+	for _, tc := range cases {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		if err := c.Check(req, tc.status, tc.header, tc.body); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	// And the document is not merely lax: a 503 without Retry-After is not described.
+	req := httptest.NewRequest("POST", "/v1/orders", nil)
+	if c.Check(req, 503, http.Header{"Content-Type": {"application/problem+json"}}, problem("service-unavailable", 503)) == nil {
+		t.Error("a 503 without Retry-After passed")
+	}
+}
