@@ -81,8 +81,8 @@ chaos: chaos-build
 # flashsale serve on fresh databases of its own and fuzzes every operation
 # of api/openapi.json but the SSE streams and the page, with a real buyer
 # and admin token; fails on any server error or undocumented answer.
-#   make contract CONTRACT_EXAMPLES=100
+#   make contract CONTRACT_EXAMPLES=500
 .PHONY: contract
 
 contract: stack-up
-	CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),25) scripts/contract.sh
+	CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),100) scripts/contract.sh
