@@ -5,7 +5,7 @@
 # the document does not describe, or schema-invalid request accepted.
 #
 # Brings the stack up, builds flashsale, installs schemathesis once into a
-# venv (bin/contract-venv), starts `flashsale serve` on fresh databases, a
+# venv (bin/contract-venv; python3-venv from apt-get when missing), starts `flashsale serve` on fresh databases, a
 # Redis prefix and a topic of this run's own (dropped at the end), mints a
 # real admin and buyer token, creates sale 1, then runs schemathesis twice:
 # the buyer and public operations with the buyer's token, the admin
@@ -37,7 +37,14 @@ install_schemathesis() {
   fi
   say "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
   rm -rf "$VENV"
-  python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    command -v apt-get >/dev/null 2>&1 && [[ $EUID -eq 0 ]] \
+      || die "python3 has no venv module: install python3-venv (Debian) yourself"
+    say "apt-get install -y python3-venv"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+  fi
+  python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
