@@ -107,12 +107,8 @@ func kindOf(err error) (kind, bool) {
 // writeError answers err as problem+json. Known errors carry their own
 // detail; unknown ones become a generic 500 and are logged in full.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if err == inventory.ErrSoldOut && r.URL.Path == ordersPath {
-		// Most of a flash sale's answers are this one: send it pre-rendered.
-		w.Header()["Content-Type"] = problemContentType
-		w.Header()["Cache-Control"] = noStore
-		w.WriteHeader(http.StatusConflict)
-		_, _ = w.Write(soldOutBody)
+	if (err == inventory.ErrSoldOut || err == inventory.ErrSoldOutHeld) && r.URL.Path == ordersPath {
+		writeSoldOut(w, err == inventory.ErrSoldOutHeld)
 		return
 	}
 	k, known := kindOf(err)
@@ -140,6 +136,8 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		setRetryAfter(w, ua.RetryAfter) // when the open breaker lets a probe through
 	case k.status == http.StatusServiceUnavailable:
 		setRetryAfter(w, time.Second)
+	case errors.Is(err, inventory.ErrSoldOutHeld):
+		setRetryAfter(w, inventory.HeldRetryAfter)
 	}
 	writeProblem(w, k, detail, r.URL.Path)
 }
@@ -151,7 +149,25 @@ var (
 	problemContentType = []string{"application/problem+json"}
 	noStore            = []string{"no-store"}
 	soldOutBody        = render(kSoldOut, inventory.ErrSoldOut.Error(), ordersPath)
+	heldBody           = render(kSoldOut, inventory.ErrSoldOutHeld.Error(), ordersPath)
+	heldRetryAfter     = []string{strconv.Itoa(retrySeconds(inventory.HeldRetryAfter))}
 )
+
+// writeSoldOut sends the pre-rendered sold-out answer: most of a flash
+// sale's answers are this one. While units are only held by orders still
+// committing, it says so and carries Retry-After: they may come back.
+func writeSoldOut(w http.ResponseWriter, held bool) {
+	h := w.Header()
+	h["Content-Type"] = problemContentType
+	h["Cache-Control"] = noStore
+	body := soldOutBody
+	if held {
+		h["Retry-After"] = heldRetryAfter
+		body = heldBody
+	}
+	w.WriteHeader(http.StatusConflict)
+	_, _ = w.Write(body)
+}
 
 func render(k kind, detail, instance string) []byte {
 	var b bytes.Buffer

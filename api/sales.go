@@ -40,15 +40,27 @@ type saleJSON struct {
 	EndsAt       string `json:"ends_at"`
 	State        string `json:"state"`
 	Remaining    int    `json:"remaining"`
+	SoldOut      string `json:"sold_out,omitempty"` // held or gone; omitted unless sold out
+	Held         *int   `json:"held,omitempty"`     // units held; omitted unless sold out and counted
 	CreatedAt    string `json:"created_at"`
 	UpdatedAt    string `json:"updated_at"`
 }
 
 func toSaleJSON(v inventory.SaleView) saleJSON {
-	return saleJSON{ID: v.ID.String(), SKU: v.SKU, Title: v.Title, PriceCents: v.PriceCents, Currency: v.Currency,
+	j := saleJSON{ID: v.ID.String(), SKU: v.SKU, Title: v.Title, PriceCents: v.PriceCents, Currency: v.Currency,
 		Stock: v.Stock, PerUserLimit: v.PerUserLimit, StartsAt: v.StartsAt.Format(time.RFC3339Nano),
 		EndsAt: v.EndsAt.Format(time.RFC3339Nano), State: string(v.State), Remaining: v.Remaining,
 		CreatedAt: v.CreatedAt.Format(time.RFC3339Nano), UpdatedAt: v.UpdatedAt.Format(time.RFC3339Nano)}
+	if so := v.SoldOut; so != nil {
+		j.SoldOut = "gone"
+		if so.Held {
+			j.SoldOut = "held"
+		}
+		if so.Units >= 0 {
+			j.Held = &so.Units
+		}
+	}
+	return j
 }
 
 func (h *handler) createSale(w http.ResponseWriter, r *http.Request) {

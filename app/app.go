@@ -115,13 +115,13 @@ func (a *App) wire(m shard.Map) {
 	stock := inventory.NewStock(node1, cfg.RedisPrefix, inventory.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
 		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
 	saleStore := inventory.NewSaleStore(a.pools[0])
-	a.soldOut = inventory.NewSoldOut(stock, a.log)
 	// Only the buy path batches: a flash sale's burst is where round trips
 	// add up. Two round trips in flight: Redis runs one batch while the
 	// next one's request and the last one's reply travel.
 	a.reserver = inventory.NewBatchedStock(stock, cfg.ReserveBatch, 2)
 	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
 		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }, Log: a.log})
+	a.soldOut = inventory.NewSoldOut(stock, a.store, a.log)
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, a.store, cfg.ReservationGrace, a.log)
 	// The second round comes past the commit deadline (plus a second of

@@ -37,6 +37,12 @@ func (noOrders) LiveOrders(context.Context, inventory.SaleID) ([]inventory.LiveO
 	return nil, nil
 }
 
+// noLiveUnits answers that no sale has units in orders; these tests never
+// consult the sold-out memory's held count.
+type noLiveUnits struct{}
+
+func (noLiveUnits) LiveUnits(context.Context, inventory.SaleID) (int, error) { return 0, nil }
+
 func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.OrderLookup) fixture {
 	t.Helper()
 	cfg := testenv.Config(t, 2)
@@ -53,7 +59,7 @@ func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.Or
 		t.Fatal(err)
 	}
 	allot := orderpg.New(pools, m, orderpg.Options{}) // only allots: nothing here commits orders
-	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, testenv.Logger(t)), f.locker, orders, allot, grace, testenv.Logger(t))
+	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, noLiveUnits{}, testenv.Logger(t)), f.locker, orders, allot, grace, testenv.Logger(t))
 	return f
 }
 

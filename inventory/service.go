@@ -50,11 +50,13 @@ func NewService(sales *SaleStore, stock *Stock, soldOut *SoldOut, locker *lease.
 		grace: grace, log: log, now: time.Now}
 }
 
-// SaleView is a sale with its live state and remaining stock.
+// SaleView is a sale with its live state and remaining stock, and when
+// it is sold out, whether units are still held (see SoldOut.Shortage).
 type SaleView struct {
 	Sale
 	State     State
 	Remaining int
+	SoldOut   *Shortage // nil unless sold out
 }
 
 // lockWait bounds how long an admin call waits for a busy sale's lease.
@@ -72,10 +74,13 @@ func (s *Service) CreateSale(ctx context.Context, n NewSale) (SaleView, error) {
 	if err != nil {
 		return SaleView{}, err
 	}
-	if err := s.allot.Allot(ctx, sale.ID, sale.Stock); err != nil {
+	// Into Redis first, before any instance's watcher lists the sale as
+	// live and rebuilds it under the same lease; an order that comes
+	// before the allotments are made makes them itself.
+	if err := s.loadNew(ctx, sale); err != nil {
 		return SaleView{}, err
 	}
-	if err := s.loadNew(ctx, sale); err != nil {
+	if err := s.allot.Allot(ctx, sale.ID, sale.Stock); err != nil {
 		return SaleView{}, err
 	}
 	return s.view(ctx, sale)
@@ -116,7 +121,13 @@ func (s *Service) view(ctx context.Context, sale Sale) (SaleView, error) {
 	}
 	// Below zero only while PostgreSQL holds an oversell from before a
 	// rebuild: nothing is left to buy.
-	return SaleView{Sale: sale, State: sale.StateAt(s.now()), Remaining: max(0, left)}, nil
+	v := SaleView{Sale: sale, State: sale.StateAt(s.now()), Remaining: max(0, left)}
+	if left <= 0 {
+		if sh, ok := s.soldOut.Shortage(ctx, sale.ID); ok {
+			v.SoldOut = &sh
+		}
+	}
+	return v, nil
 }
 
 // Restock adds units in PostgreSQL, then in Redis, and reopens the sale on

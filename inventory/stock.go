@@ -172,7 +172,7 @@ func (s *Stock) releaseFenced(ctx context.Context, sale SaleID, buyer, key strin
 // runRelease runs release.lua for one reservation.
 func (s *Stock) runRelease(ctx context.Context, sale SaleID, buyer, key string, forget bool, token int64, giveBack bool) (int, int, error) {
 	sk := s.saleKey(sale)
-	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key)},
+	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key), sk + ":closed"},
 		field(buyer, key), buyer, flag(forget), s.Channel(), sale.String(), token, flag(giveBack)).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("inventory: release: %w", err)

@@ -101,16 +101,16 @@ type soldOut struct {
 	hits, marks, reopens prometheus.Counter
 }
 
-func (s *soldOut) Is(id inventory.SaleID) bool {
-	if s.inner.Is(id) {
+func (s *soldOut) Check(id inventory.SaleID, buyer, key string) inventory.Verdict {
+	v := s.inner.Check(id, buyer, key)
+	if v == inventory.VerdictGone || v == inventory.VerdictHeld {
 		s.hits.Inc()
-		return true
 	}
-	return false
+	return v
 }
 
-func (s *soldOut) Mark(id inventory.SaleID) {
-	s.inner.Mark(id)
+func (s *soldOut) Mark(ctx context.Context, id inventory.SaleID) {
+	s.inner.Mark(ctx, id)
 	s.marks.Inc()
 }
 

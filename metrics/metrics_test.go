@@ -73,12 +73,17 @@ func TestStockDecoratorPassesThroughAndCounts(t *testing.T) {
 	}
 }
 
-// fakeSoldOut remembers marked sales.
+// fakeSoldOut remembers marked sales, as gone for every key.
 type fakeSoldOut map[inventory.SaleID]bool
 
-func (f fakeSoldOut) Is(id inventory.SaleID) bool { return f[id] }
-func (f fakeSoldOut) Mark(id inventory.SaleID)    { f[id] = true }
-func (f fakeSoldOut) Reopen(id inventory.SaleID)  { delete(f, id) }
+func (f fakeSoldOut) Check(id inventory.SaleID, _, _ string) inventory.Verdict {
+	if f[id] {
+		return inventory.VerdictGone
+	}
+	return inventory.VerdictOpen
+}
+func (f fakeSoldOut) Mark(_ context.Context, id inventory.SaleID) { f[id] = true }
+func (f fakeSoldOut) Reopen(id inventory.SaleID)                  { delete(f, id) }
 
 // TestSoldOutDecoratorCountsHitsNotMisses: only answers given from memory
 // are hits.
@@ -86,15 +91,15 @@ func TestSoldOutDecoratorCountsHitsNotMisses(t *testing.T) {
 	m := New()
 	so := m.SoldOut(fakeSoldOut{})
 	id, _ := inventory.NewSaleID(3)
-	so.Is(id) // a miss
-	so.Mark(id)
+	so.Check(id, "b", "k") // a miss
+	so.Mark(context.Background(), id)
 	for range 2 {
-		if !so.Is(id) {
+		if so.Check(id, "b", "k") != inventory.VerdictGone {
 			t.Fatal("a marked sale must read as sold out")
 		}
 	}
 	so.Reopen(id)
-	if so.Is(id) {
+	if so.Check(id, "b", "k") != inventory.VerdictOpen {
 		t.Fatal("a reopened sale must not read as sold out")
 	}
 	d := so.(*soldOut)

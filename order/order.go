@@ -121,6 +121,15 @@ type Order struct {
 	ExpiresAt   time.Time
 }
 
+// AsCreated is the order as the 201 that created it showed it: every
+// field of that answer is fixed at creation except the status, which was
+// pending payment. A replay answers this, so that it is the first answer
+// byte for byte even after the order was paid, cancelled or expired.
+func (o Order) AsCreated() Order {
+	o.Status = StatusPendingPayment
+	return o
+}
+
 // PlaceRequest is a validated request to buy.
 type PlaceRequest struct {
 	Buyer    BuyerID

@@ -53,7 +53,7 @@ func newRebuildRig(t *testing.T, cfg *config.Config, nodes []*redis.Client) *reb
 	go func() { done <- r.store.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	r.saleStore = inventory.NewSaleStore(pools[0])
-	r.soldOut = inventory.NewSoldOut(r.stock.Stock, testenv.Logger(t))
+	r.soldOut = inventory.NewSoldOut(r.stock.Stock, r.store, testenv.Logger(t))
 	r.locker = lease.NewLocker(nodes, cfg.RedisPrefix, 5*time.Second, r.saleStore.NextToken)
 	r.sales = r.service(t, r.store, time.Minute)
 	r.faulty = &faultyStore{Store: r.store}

@@ -46,8 +46,10 @@ type Catalog interface {
 
 // SoldOut is the per-instance memory of sold-out sales.
 type SoldOut interface {
-	Is(id inventory.SaleID) bool
-	Mark(id inventory.SaleID)
+	// Check answers for a buyer's key from memory, without a network call.
+	Check(id inventory.SaleID, buyer, key string) inventory.Verdict
+	// Mark makes the memory answer for a sale Redis found sold out.
+	Mark(ctx context.Context, id inventory.SaleID)
 	Reopen(id inventory.SaleID)
 }
 
@@ -77,11 +79,15 @@ func NewService(store Store, stock Stock, catalog Catalog, soldOut SoldOut, cfg 
 }
 
 // Place buys units for a buyer, exactly once per idempotency key. It
-// returns the order and whether it is a replay of one placed earlier.
+// returns the order and whether it is a replay of one placed earlier; a
+// replay is the order as its first 201 showed it, whatever happened to the
+// sale or the order since.
 //
 // The cheapest refusals come first and cost no network call: an unknown or
-// inactive sale, a quantity above the limit, a sale this instance knows is
-// sold out, too much work in flight. Then one Redis script reserves, and one
+// not yet started sale, a quantity above the limit, a sale this instance
+// knows is sold out for this key, too much work in flight. A key that may
+// have made an order in a sold-out or ended sale is looked up in
+// PostgreSQL and replayed. Otherwise one Redis script reserves, and one
 // PostgreSQL transaction (shared with concurrent orders) commits the order
 // and its event.
 func (s *Service) Place(ctx context.Context, r PlaceRequest) (Order, bool, error) {
@@ -92,11 +98,15 @@ func (s *Service) Place(ctx context.Context, r PlaceRequest) (Order, bool, error
 	if r.Qty.Int() > sale.PerUserLimit {
 		return Order{}, false, fmt.Errorf("%w: at most %d", ErrAboveLimit, sale.PerUserLimit)
 	}
-	if sale.StateAt(s.now()) != inventory.StateActive {
-		return Order{}, false, inventory.ErrSaleNotActive
+	state := sale.StateAt(s.now())
+	if state == inventory.StateScheduled {
+		return Order{}, false, inventory.ErrSaleNotActive // no order can exist yet
 	}
-	if s.soldOut.Is(r.Sale) {
-		return Order{}, false, inventory.ErrSoldOut
+	verdict := s.soldOut.Check(r.Sale, r.Buyer.String(), r.Key.String())
+	if state == inventory.StateActive {
+		if err := refusal(verdict); err != nil {
+			return Order{}, false, err
+		}
 	}
 	select {
 	case s.inflight <- struct{}{}:
@@ -104,7 +114,36 @@ func (s *Service) Place(ctx context.Context, r PlaceRequest) (Order, bool, error
 	default:
 		return Order{}, false, ErrOverloaded
 	}
+	switch {
+	case state == inventory.StateEnded:
+		return s.replayEnded(ctx, r)
+	case verdict == inventory.VerdictMaybeWinner:
+		return s.replay(ctx, r)
+	}
 	return s.reserveAndCommit(ctx, sale, r)
+}
+
+// refusal is the answer the sold-out memory gives on its own: final when
+// every unit is in an order, retryable while some are only held.
+func refusal(v inventory.Verdict) error {
+	switch v {
+	case inventory.VerdictGone:
+		return inventory.ErrSoldOut
+	case inventory.VerdictHeld:
+		return inventory.ErrSoldOutHeld
+	}
+	return nil
+}
+
+// replayEnded answers a request for a sale that has ended: a key that made
+// an order replays it; any other is refused. The memory cannot tell which
+// keys won an ended sale, so this costs one PostgreSQL query.
+func (s *Service) replayEnded(ctx context.Context, r PlaceRequest) (Order, bool, error) {
+	o, replayed, err := s.replay(ctx, r)
+	if errors.Is(err, ErrKeyInUse) {
+		return Order{}, false, inventory.ErrSaleNotActive
+	}
+	return o, replayed, err
 }
 
 func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r PlaceRequest) (Order, bool, error) {
@@ -112,8 +151,12 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 		Fingerprint: r.fingerprintHex(), Qty: r.Qty, ClientIP: r.ClientIP.String()})
 	switch {
 	case errors.Is(err, inventory.ErrSoldOut):
-		if res.StockLeft == 0 {
-			s.soldOut.Mark(r.Sale)
+		if res.StockLeft > 0 {
+			return Order{}, false, err // not enough for this quantity
+		}
+		s.soldOut.Mark(ctx, r.Sale)
+		if s.soldOut.Check(r.Sale, r.Buyer.String(), r.Key.String()) == inventory.VerdictHeld {
+			return Order{}, false, inventory.ErrSoldOutHeld
 		}
 		return Order{}, false, err
 	case errors.Is(err, inventory.ErrKeyClaimed):
@@ -123,11 +166,13 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 	case err != nil:
 		return Order{}, false, err
 	}
-	if res.StockLeft == 0 {
-		s.soldOut.Mark(r.Sale)
-	}
 	o, err := s.store.Create(ctx, NewOrder{Sale: sale, Buyer: r.Buyer, Key: r.Key, RequestHash: r.Fingerprint(),
 		Qty: r.Qty.Int(), Window: s.cfg.PaymentWindow, Deadline: res.At.Add(s.cfg.CommitDeadline)})
+	if res.StockLeft == 0 {
+		// After the commit, so that the memory counts this order as sold,
+		// not held.
+		s.soldOut.Mark(ctx, r.Sale)
+	}
 	if err == nil {
 		return o, false, nil
 	}
@@ -155,8 +200,8 @@ func (s *Service) undoReservation(ctx context.Context, r PlaceRequest, why error
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	if errors.Is(why, ErrStockRefused) {
-		s.soldOut.Mark(r.Sale)
 		_, err = s.stock.Discard(ctx, r.Sale, r.Buyer.String(), r.Key.String())
+		s.soldOut.Mark(ctx, r.Sale)
 	} else {
 		_, err = s.stock.Release(ctx, r.Sale, r.Buyer.String(), r.Key.String(), true)
 	}
@@ -166,7 +211,8 @@ func (s *Service) undoReservation(ctx context.Context, r PlaceRequest, why error
 }
 
 // replay answers a request whose key was already claimed: with the order it
-// made, or 409 while the first request is still running.
+// made, as its first 201 showed it, or 409 while the first request is still
+// running.
 func (s *Service) replay(ctx context.Context, r PlaceRequest) (Order, bool, error) {
 	o, err := s.store.ByKey(ctx, r.Buyer, r.Key)
 	if errors.Is(err, ErrNotFound) {
@@ -178,7 +224,7 @@ func (s *Service) replay(ctx context.Context, r PlaceRequest) (Order, bool, erro
 	if !bytes.Equal(o.RequestHash, r.Fingerprint()) {
 		return Order{}, false, ErrKeyReused
 	}
-	return o, true, nil
+	return o.AsCreated(), true, nil
 }
 
 // Get returns the buyer's order; another buyer's order is not found.

@@ -48,10 +48,16 @@ func (c *countingStock) Reserve(ctx context.Context, r inventory.Reservation) (i
 }
 
 // faultyStore fails Create with err when set, after the reservation and
-// before anything reaches PostgreSQL.
+// before anything reaches PostgreSQL; it counts the key look-ups.
 type faultyStore struct {
 	order.Store
-	err atomic.Pointer[error]
+	err    atomic.Pointer[error]
+	byKeys atomic.Int64
+}
+
+func (f *faultyStore) ByKey(ctx context.Context, buyer order.BuyerID, key order.IdemKey) (order.Order, error) {
+	f.byKeys.Add(1)
+	return f.Store.ByKey(ctx, buyer, key)
 }
 
 func (f *faultyStore) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
@@ -76,7 +82,7 @@ func newRig(t *testing.T) *rig {
 	go func() { done <- r.store.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	sales := inventory.NewSaleStore(pools[0])
-	r.soldOut = inventory.NewSoldOut(r.stock.Stock, testenv.Logger(t))
+	r.soldOut = inventory.NewSoldOut(r.stock.Stock, r.store, testenv.Logger(t))
 	nodes := []*redis.Client{node1, testenv.Redis(t, cfg, 1), testenv.Redis(t, cfg, 2)}
 	locker := lease.NewLocker(nodes, cfg.RedisPrefix, 5*time.Second, sales.NextToken)
 	r.sales = inventory.NewService(sales, r.stock.Stock, r.soldOut, locker, r.store, r.store, time.Minute, testenv.Logger(t))
