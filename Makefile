@@ -75,3 +75,14 @@ chaos-build: build
 
 chaos: chaos-build
 	./$(BIN)/flashchaos $(CHAOS_ARGS)
+
+# ---- the API contract (issue 13): schemathesis against a running service ----
+# scripts/contract.sh installs schemathesis once (bin/contract-venv), starts
+# flashsale serve on fresh databases of its own and fuzzes every operation
+# of api/openapi.json but the SSE streams and the page, with a real buyer
+# and admin token; fails on any server error or undocumented answer.
+#   make contract CONTRACT_EXAMPLES=500
+.PHONY: contract
+
+contract: stack-up
+	CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),100) scripts/contract.sh

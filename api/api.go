@@ -84,6 +84,7 @@ func NewHandler(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", h.ready)
+	r.Get("/openapi.json", serveOpenAPI)
 	// One routing tree, no mounted sub-router: a mount is a second route
 	// lookup on every request, the sold-out answers included.
 	r.With(h.limitIP).Get("/v1/sales/{id}", h.getSale)

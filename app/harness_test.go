@@ -18,6 +18,7 @@ import (
 	"flashsale/app"
 	"flashsale/auth"
 	"flashsale/config"
+	"flashsale/internal/apitest"
 	"flashsale/internal/testenv"
 	"flashsale/shard"
 )
@@ -81,7 +82,9 @@ func startWith(t *testing.T, cfg *config.Config) *stack {
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}
 	t.Cleanup(tr.CloseIdleConnections)
 	waitFirstWatch(t, a)
-	return &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	// Every answer the tests get is checked against api/openapi.json.
+	client := &http.Client{Transport: apitest.Transport(t, tr), Timeout: 30 * time.Second}
+	return &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: client}
 }
 
 // waitFirstWatch waits for the instance's first look at Redis node 1: a
