@@ -88,12 +88,12 @@ func startWith(t *testing.T, cfg *config.Config) *stack {
 }
 
 // waitFirstWatch waits for the instance's first look at Redis node 1: a
-// test's key prefix is new, so that look rebuilds every live sale, and a
-// test that edits Redis keys by hand must not race it.
+// test's key prefix is new, so the first instance's look rebuilds every
+// live sale, and a test that edits Redis keys by hand must not race it.
 func waitFirstWatch(t *testing.T, a *app.App) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for a.Watcher().Stats().Rounds == 0 {
+	for a.Watcher().Stats().Looks == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the Redis watcher made no first round within 10 s")
 		}

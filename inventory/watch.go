@@ -26,6 +26,7 @@ type WatchConfig struct {
 
 // WatchStats counts what the Watcher did.
 type WatchStats struct {
+	Looks      int64 // looks at node 1 completed, with the round they made due
 	Detections int64 // times Redis node 1 was found to have lost data (or to be new)
 	Rounds     int64 // rounds that rebuilt every live sale
 	Rebuilt    int64 // sales rebuilt, over all rounds
@@ -49,7 +50,7 @@ type Watcher struct {
 	log   *slog.Logger
 	last  sighting
 	due   []time.Time // rebuild rounds to run, earliest first
-	stats struct{ detections, rounds, rebuilt atomic.Int64 }
+	stats struct{ looks, detections, rounds, rebuilt atomic.Int64 }
 	now   func() time.Time
 }
 
@@ -66,7 +67,8 @@ func NewWatcher(svc *Service, cfg WatchConfig, log *slog.Logger) *Watcher {
 
 // Stats reads the watcher's counters; safe from any goroutine.
 func (w *Watcher) Stats() WatchStats {
-	return WatchStats{Detections: w.stats.detections.Load(), Rounds: w.stats.rounds.Load(), Rebuilt: w.stats.rebuilt.Load()}
+	return WatchStats{Looks: w.stats.looks.Load(), Detections: w.stats.detections.Load(), Rounds: w.stats.rounds.Load(),
+		Rebuilt: w.stats.rebuilt.Load()}
 }
 
 // Run watches until ctx ends.
@@ -86,6 +88,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // tick looks at node 1 once, then runs the rebuild round that is due, if
 // any; a round that fails is tried again on the next tick.
 func (w *Watcher) tick(ctx context.Context) {
+	defer w.stats.looks.Add(1)
 	lost, seen, err := w.look(ctx)
 	switch {
 	case err != nil:
