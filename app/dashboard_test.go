@@ -43,7 +43,9 @@ func TestSalePageStreamEndsWithTheServer(t *testing.T) {
 	}
 	base := "http://" + ln.Addr().String()
 
-	resp, err := http.Get(base + "/dashboard/stream?sale=" + sale.ID.String())
+	// Bounded: a stream the shutdown failed to end would otherwise hang the test.
+	client := &http.Client{Timeout: 20 * time.Second}
+	resp, err := client.Get(base + "/dashboard/stream?sale=" + sale.ID.String())
 	if err != nil {
 		t.Fatal(err)
 	}
