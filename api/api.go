@@ -55,6 +55,12 @@ type Deps struct {
 	MaxBodyBytes   int64
 	Ready          []Check
 	Log            *slog.Logger
+	// The live sale page (/dashboard; none when Page is nil): its static
+	// files, the instance's latest figures as JSON, and a channel closed
+	// when the server shuts down, which ends the page's streams.
+	Page    http.Handler
+	Live    func() json.RawMessage
+	Closing <-chan struct{}
 }
 
 type handler struct {
@@ -103,6 +109,12 @@ func NewHandler(d Deps) http.Handler {
 			r.Post("/v1/admin/sales/{id}/reconcile", h.reconcile)
 		})
 	})
+	if d.Page != nil { // the live sale page (api/dashboard.go)
+		r.Get("/", http.RedirectHandler("/dashboard", http.StatusFound).ServeHTTP)
+		r.With(h.limitIP).Get("/dashboard/stream", h.saleStream)
+		r.Get("/dashboard", d.Page.ServeHTTP)
+		r.Get("/dashboard/*", d.Page.ServeHTTP)
+	}
 	return r
 }
 

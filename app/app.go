@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -24,6 +25,7 @@ import (
 	"flashsale/breaker"
 	"flashsale/config"
 	"flashsale/consumer"
+	"flashsale/dashboard"
 	"flashsale/dbschema"
 	"flashsale/inventory"
 	"flashsale/lease"
@@ -55,6 +57,9 @@ type App struct {
 	consumers []*consumer.Consumer
 	metrics   *metrics.Metrics
 	breakers  breakers
+	live      *metrics.Live // the sale page's figures
+	closing   chan struct{} // closed when the server shuts down: ends the sale page's streams
+	closeOnce sync.Once
 }
 
 // New connects to every dependency, applies migrations when configured and
@@ -141,11 +146,15 @@ func (a *App) wire(m shard.Map) {
 		Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
 		Retention: cfg.OutboxRetention, RetryDelay: 50 * time.Millisecond}, a.log)
 	a.metrics.Relay(a.relay.Stats())
+	// The sale page's figures: latencies over the last 10 s, from what the
+	// decorators count anyway.
+	a.live, a.closing = a.metrics.Live(time.Second, 10), make(chan struct{})
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
 		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
 		Limits:         api.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
+		Page: dashboard.Handler(), Live: a.live.JSON, Closing: a.closing,
 	})
 }
 
@@ -281,6 +290,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
 		ReadTimeout: a.cfg.ReadTimeout, WriteTimeout: a.cfg.WriteTimeout, IdleTimeout: a.cfg.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	// Shutdown waits for handlers; the sale page's streams end only when told.
+	srv.RegisterOnShutdown(func() { a.closeOnce.Do(func() { close(a.closing) }) })
 	// The loops outlive ctx: orders still in flight need the committer.
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBg()
@@ -290,6 +301,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg.Go(func() error { return a.reserver.Run(bgCtx) })
 	bg.Go(func() error { return a.store.RunTransfers(bgCtx, transferCheck) })
 	bg.Go(func() error { return a.watcher.Run(bgCtx) })
+	bg.Go(func() error { return a.live.Run(bgCtx) })
 	if a.cfg.RelayEnabled {
 		bg.Go(func() error { return a.RunRelay(bgCtx) })
 	}
