@@ -78,4 +78,3 @@ func asSarama(m kafka.Message) *sarama.ConsumerMessage {
 	}
 	return cm
 }
-
