@@ -5,6 +5,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -136,7 +137,7 @@ var settings = []setting{
 	{"consumer-group-prefix", "flashsale", "consumer groups are named PREFIX-inventory and PREFIX-notify", false, func(c *Config, v string) error { c.ConsumerGroupPrefix = v; return nil }},
 	{"dead-letter-topic", "flashsale.orders.dlq", "topic the event consumers write the messages they could not handle to", false, func(c *Config, v string) error { c.DeadLetterTopic = v; return nil }},
 	{"webhook-url", "", "http(s) URL the notify consumer posts every order event to (required by consume notify)", false, func(c *Config, v string) error { c.WebhookURL = v; return nil }},
-	{"webhook-secret", "", "HMAC-SHA256 key that signs every webhook (at least 16 bytes when webhook-url is set)", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
+	{"webhook-secret", "", "Standard Webhooks secret that signs every webhook: whsec_ + base64 of 24-64 random bytes (required when webhook-url is set; make one with: echo \"whsec_$(openssl rand -base64 32)\")", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
 	{"webhook-timeout", "5s", "timeout of one webhook request", false, setDuration(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
 }
 
@@ -316,14 +317,25 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("webhook-url", "not an http(s) URL")
 		}
-		if len(c.WebhookSecret) < 16 {
-			bad("webhook-secret", "must be at least 16 bytes when webhook-url is set")
+		if !webhookSecret(c.WebhookSecret) {
+			bad("webhook-secret", `must be "whsec_" + base64 of 24 to 64 random bytes when webhook-url is set (Standard Webhooks)`)
 		}
 	}
 	if c.WebhookTimeout <= 0 {
 		bad("webhook-timeout", "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// webhookSecret says whether s is a Standard Webhooks secret of the size
+// the spec recommends; a plain string is refused rather than used as raw
+// key bytes, since receivers' libraries would base64-decode it into
+// another key. (notify.ParseSecret decodes it; config checks it early so
+// that a bad one stops the process at start.)
+func webhookSecret(s string) bool {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	key, err := base64.StdEncoding.DecodeString(b64)
+	return ok && err == nil && len(key) >= 24 && len(key) <= 64
 }
 
 // LogValue logs every setting once, with secrets masked.
