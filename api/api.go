@@ -55,6 +55,8 @@ type Deps struct {
 	MaxBodyBytes   int64
 	Ready          []Check
 	Log            *slog.Logger
+	Observer       RequestObserver // records every request (RED metrics); nil records nothing
+	AccessLog      AccessLog       // which requests get an access log line
 }
 
 type handler struct {
@@ -64,6 +66,7 @@ type handler struct {
 	ipPolicy         string
 	reqPrefix        string        // this instance's request ids: host/random-
 	reqSeq           atomic.Uint64 // and a counter
+	logSeq           atomic.Uint64 // requests seen by the sampled access log
 }
 
 // NewHandler returns the API's router.
@@ -75,7 +78,7 @@ func NewHandler(d Deps) http.Handler {
 	h.userPolicyHeader = []string{h.userPolicy}
 	r := chi.NewRouter()
 	h.reqPrefix = requestIDPrefix()
-	r.Use(h.requestID, h.recoverer, h.limitBody)
+	r.Use(h.requestID, h.observe, h.recoverer, h.limitBody)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, kNotFound, "no such route", r.URL.Path) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}, r.Method+" is not allowed here", r.URL.Path)
@@ -189,7 +192,7 @@ func (h *handler) limitBody(next http.Handler) http.Handler {
 			writeProblem(w, kTooLarge, fmt.Sprintf("bodies are limited to %d bytes", h.MaxBodyBytes), r.URL.Path)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(unwrapRecorder(w), r.Body, h.MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -142,6 +142,7 @@ func (a *App) wire(m shard.Map) {
 		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
 		Limits:         api.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
+		Observer: a.metrics.HTTP(), AccessLog: api.AccessLog(cfg.AccessLog),
 	})
 }
 
