@@ -133,7 +133,7 @@ var settings = []setting{
 	}},
 	{"migrate-on-start", "true", "apply pending migrations when serve starts", false, setBool(func(c *Config) *bool { return &c.MigrateOnStart })},
 	{"log-level", "info", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
-	{"access-log", "sampled", "JSON access log line per request at info: off, sampled (every 5xx and 1 in 100 others) or all (cost measured in docs/benchmarks.md)", false, func(c *Config, v string) error { c.AccessLog = v; return nil }},
+	{"access-log", "sampled", "JSON access log line per request at info: off, sampled (every 5xx and 1 in 100 others) or all (cost measured in docs/operability.md)", false, func(c *Config, v string) error { c.AccessLog = v; return nil }},
 	{"consumers-enabled", "true", "run the event consumers inside serve: the stock ledger, and the webhooks when webhook-url is set (flashsale consume runs one alone)", false, setBool(func(c *Config) *bool { return &c.ConsumersEnabled })},
 	{"consumer-max-attempts", "5", "attempts an event consumer makes at one message before it goes to the dead-letter topic", false, setInt(func(c *Config) *int { return &c.ConsumerMaxAttempts })},
 	{"consumer-group-prefix", "flashsale", "consumer groups are named PREFIX-inventory and PREFIX-notify", false, func(c *Config, v string) error { c.ConsumerGroupPrefix = v; return nil }},
