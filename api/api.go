@@ -58,9 +58,11 @@ type Deps struct {
 	// The live sale page (/dashboard; none when Page is nil): its static
 	// files, the instance's latest figures as JSON, and a channel closed
 	// when the server shuts down, which ends the page's streams.
-	Page    http.Handler
-	Live    func() json.RawMessage
-	Closing <-chan struct{}
+	Page      http.Handler
+	Live      func() json.RawMessage
+	Closing   <-chan struct{}
+	Observer  RequestObserver // records every request (RED metrics); nil records nothing
+	AccessLog AccessLog       // which requests get an access log line
 }
 
 type handler struct {
@@ -70,6 +72,7 @@ type handler struct {
 	ipPolicy         string
 	reqPrefix        string        // this instance's request ids: host/random-
 	reqSeq           atomic.Uint64 // and a counter
+	logSeq           atomic.Uint64 // requests seen by the sampled access log
 }
 
 // NewHandler returns the API's router.
@@ -81,7 +84,7 @@ func NewHandler(d Deps) http.Handler {
 	h.userPolicyHeader = []string{h.userPolicy}
 	r := chi.NewRouter()
 	h.reqPrefix = requestIDPrefix()
-	r.Use(h.requestID, h.recoverer, h.limitBody)
+	r.Use(h.requestID, h.observe, h.recoverer, h.limitBody)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, kNotFound, "no such route", r.URL.Path) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}, r.Method+" is not allowed here", r.URL.Path)
@@ -202,7 +205,7 @@ func (h *handler) limitBody(next http.Handler) http.Handler {
 			writeProblem(w, kTooLarge, fmt.Sprintf("bodies are limited to %d bytes", h.MaxBodyBytes), r.URL.Path)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(unwrapRecorder(w), r.Body, h.MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
 }

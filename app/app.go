@@ -155,6 +155,7 @@ func (a *App) wire(m shard.Map) {
 		Limits:         api.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
 		Page: dashboard.Handler(), Live: a.live.JSON, Closing: a.closing,
+		Observer: a.metrics.HTTP(), AccessLog: api.AccessLog(cfg.AccessLog),
 	})
 }
 

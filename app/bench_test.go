@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -61,13 +62,19 @@ type benchStack struct {
 // startBench runs an instance until tb ends; tune adjusts the config.
 func startBench(tb testing.TB, tune func(*config.Config)) *benchStack {
 	tb.Helper()
+	return startBenchLog(tb, tune, testenv.Logger(tb))
+}
+
+// startBenchLog is startBench with the instance logging to log.
+func startBenchLog(tb testing.TB, tune func(*config.Config), log *slog.Logger) *benchStack {
+	tb.Helper()
 	cfg := testenv.Config(tb, 4)
 	cfg.IPRate, cfg.IPBurst = 1_000_000, 1_000_000
 	if tune != nil {
 		tune(cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, testenv.Logger(tb))
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		cancel()
 		tb.Fatal(err)

@@ -52,6 +52,10 @@ func TestMetricsCountTheBuyPath(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
+	// The one event waited for Kafka's ack some time above zero.
+	if sum := got["flashsale_outbox_lag_seconds_sum"]; sum <= 0 || sum > 20 {
+		t.Errorf("relay lag sum %v s for one event, want its lag", sum)
+	}
 	if got["go_goroutines"] <= 0 || got["process_resident_memory_bytes"] <= 0 {
 		t.Errorf("runtime and process metrics missing: goroutines %v, rss %v", got["go_goroutines"], got["process_resident_memory_bytes"])
 	}

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,6 +60,7 @@ type Config struct {
 	MaxBodyBytes      int64
 	MigrateOnStart    bool
 	LogLevel          slog.Level
+	AccessLog         string // off, sampled or all
 
 	ConsumersEnabled    bool
 	ConsumerMaxAttempts int
@@ -151,12 +153,13 @@ var settings = []setting{
 	}},
 	{"migrate-on-start", "true", "apply pending migrations when serve starts", false, setBool(func(c *Config) *bool { return &c.MigrateOnStart })},
 	{"log-level", "info", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"access-log", "sampled", "JSON access log line per request at info: off, sampled (every 5xx and 1 in 100 others) or all (cost measured in docs/operability.md)", false, func(c *Config, v string) error { c.AccessLog = v; return nil }},
 	{"consumers-enabled", "true", "run the event consumers inside serve: the stock ledger, and the webhooks when webhook-url is set (flashsale consume runs one alone)", false, setBool(func(c *Config) *bool { return &c.ConsumersEnabled })},
 	{"consumer-max-attempts", "5", "attempts an event consumer makes at one message before it goes to the dead-letter topic", false, setInt(func(c *Config) *int { return &c.ConsumerMaxAttempts })},
 	{"consumer-group-prefix", "flashsale", "consumer groups are named PREFIX-inventory and PREFIX-notify", false, func(c *Config, v string) error { c.ConsumerGroupPrefix = v; return nil }},
 	{"dead-letter-topic", "flashsale.orders.dlq", "topic the event consumers write the messages they could not handle to", false, func(c *Config, v string) error { c.DeadLetterTopic = v; return nil }},
 	{"webhook-url", "", "http(s) URL the notify consumer posts every order event to (required by consume notify)", false, func(c *Config, v string) error { c.WebhookURL = v; return nil }},
-	{"webhook-secret", "", "HMAC-SHA256 key that signs every webhook (at least 16 bytes when webhook-url is set)", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
+	{"webhook-secret", "", "Standard Webhooks secret that signs every webhook: whsec_ + base64 of 24-64 random bytes (required when webhook-url is set; make one with: echo \"whsec_$(openssl rand -base64 32)\")", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
 	{"webhook-timeout", "5s", "timeout of one webhook request", false, setDuration(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
 }
 
@@ -342,14 +345,28 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("webhook-url", "not an http(s) URL")
 		}
-		if len(c.WebhookSecret) < 16 {
-			bad("webhook-secret", "must be at least 16 bytes when webhook-url is set")
+		if !webhookSecret(c.WebhookSecret) {
+			bad("webhook-secret", `must be "whsec_" + base64 of 24 to 64 random bytes when webhook-url is set (Standard Webhooks)`)
 		}
+	}
+	if c.AccessLog != "off" && c.AccessLog != "sampled" && c.AccessLog != "all" {
+		bad("access-log", "must be off, sampled or all")
 	}
 	if c.WebhookTimeout <= 0 {
 		bad("webhook-timeout", "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// webhookSecret says whether s is a Standard Webhooks secret of the size
+// the spec recommends; a plain string is refused rather than used as raw
+// key bytes, since receivers' libraries would base64-decode it into
+// another key. (notify.ParseSecret decodes it; config checks it early so
+// that a bad one stops the process at start.)
+func webhookSecret(s string) bool {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	key, err := base64.StdEncoding.DecodeString(b64)
+	return ok && err == nil && len(key) >= 24 && len(key) <= 64
 }
 
 // LogValue logs every setting once, with secrets masked.

@@ -2,9 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"flashsale/consumer"
 	"flashsale/consumer/inbox"
@@ -30,15 +29,17 @@ type webhookPeer struct {
 
 func (p *webhookPeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	id, ts := r.Header.Get("Webhook-Id"), r.Header.Get("Webhook-Timestamp")
-	m := hmac.New(sha256.New, []byte(webhookSecret))
-	m.Write([]byte(ts + "." + string(body)))
+	id := r.Header.Get("Webhook-Id")
+	wh, err := standardwebhooks.NewWebhook(webhookSecret)
+	if err == nil {
+		err = wh.Verify(body, r.Header)
+	}
 	var ev struct{ ID string }
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case r.Header.Get("Webhook-Signature") != "sha256="+hex.EncodeToString(m.Sum(nil)):
-		p.bad = append(p.bad, "bad signature on "+id)
+	case err != nil:
+		p.bad = append(p.bad, "bad signature on "+id+": "+err.Error())
 	case json.Unmarshal(body, &ev) != nil || ev.ID != id:
 		p.bad = append(p.bad, "Webhook-Id "+id+" is not the body's id "+ev.ID)
 	}
@@ -60,7 +61,8 @@ func (p *webhookPeer) snapshot() (map[string][]int, []string) {
 	return out, append([]string(nil), p.bad...)
 }
 
-const webhookSecret = "webhook-secret-0123456789"
+// webhookSecret is a Standard Webhooks secret (whsec_ + base64 of 32 bytes).
+const webhookSecret = "whsec_Zmxhc2hzYWxlLXRlc3Qtd2ViaG9vay1rZXktMzJieXQ="
 
 // TestNotifyPostsEachEventOnce runs the notify consumer over Kafka against
 // an httptest receiver: every order event arrives once with a valid

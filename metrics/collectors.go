@@ -34,8 +34,7 @@ func (c *relayLag) Collect(ch chan<- prometheus.Metric) {
 	for i, u := range upper {
 		buckets[u.Seconds()] = uint64(counts[i])
 	}
-	// The relay keeps no sum of lags; the histogram's sum is left at zero.
-	ch <- prometheus.MustNewConstHistogram(c.desc, uint64(c.stats.Published()), 0, buckets)
+	ch <- prometheus.MustNewConstHistogram(c.desc, uint64(c.stats.Published()), c.stats.LagSum().Seconds(), buckets)
 }
 
 // Consumer exports one event consumer's counters and lag, read at scrape

@@ -5,12 +5,14 @@
 // and the consumer tries the event again.
 //
 // The request is a CloudEvents 1.0 structured-mode JSON body
-// (Content-Type application/cloudevents+json) with three headers:
+// (Content-Type application/cloudevents+json) signed per Standard Webhooks
+// (https://www.standardwebhooks.com), so its libraries verify it:
 //
 //	Webhook-Id:        the event id, the same on every retry
 //	Webhook-Timestamp: unix seconds when this try was signed
-//	Webhook-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+//	Webhook-Signature: v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>
 //
+// The secret is "whsec_" followed by the base64 of a 24 to 64 byte key.
 // A receiver checks the signature, rejects timestamps far from its clock,
 // and deduplicates on Webhook-Id: delivery is at least once. The window is
 // a crash (or lost connection to PostgreSQL) after the receiver accepted a
@@ -26,7 +28,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +37,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -60,7 +63,8 @@ var types = map[string]bool{
 
 // Config describes the receiver and how hard to try it.
 type Config struct {
-	URL    string
+	URL string
+	// Secret is a Standard Webhooks secret: "whsec_" + base64 of the key.
 	Secret string
 	// Timeout bounds one request; default 5 s.
 	Timeout time.Duration
@@ -88,8 +92,9 @@ func New(cfg Config) (*Sender, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("notify: the webhook URL must be an http(s) URL")
 	}
-	if len(cfg.Secret) < 16 {
-		return nil, errors.New("notify: the webhook secret must be at least 16 bytes")
+	key, err := ParseSecret(cfg.Secret)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -109,7 +114,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{cfg: cfg, secret: []byte(cfg.Secret), claim: flashsale.Query("notify_claim"),
+	return &Sender{cfg: cfg, secret: key, claim: flashsale.Query("notify_claim"),
 		sent: flashsale.Query("notify_sent"), now: time.Now}, nil
 }
 
@@ -162,24 +167,53 @@ func Body(ev inbox.Event) ([]byte, error) {
 	return b, nil
 }
 
-// Sign is the Webhook-Signature of body sent at timestamp (unix seconds,
-// decimal).
-func Sign(secret []byte, timestamp string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
+// secretPrefix marks a Standard Webhooks secret.
+const secretPrefix = "whsec_"
+
+// ParseSecret returns the key of a Standard Webhooks secret: "whsec_"
+// followed by the standard base64 of 24 to 64 bytes, the spec's range. A
+// plain string is refused rather than used as raw key bytes: receivers'
+// libraries would base64-decode it and compute another key.
+func ParseSecret(secret string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(secret, secretPrefix)
+	if !ok {
+		return nil, errors.New(`notify: the webhook secret must be "whsec_" + base64 of 24 to 64 random bytes (make one with: echo "whsec_$(openssl rand -base64 32)")`)
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(key) < 24 || len(key) > 64 {
+		return nil, errors.New("notify: the webhook secret after whsec_ must be the standard base64 of 24 to 64 bytes")
+	}
+	return key, nil
+}
+
+// Sign is the Webhook-Signature of body sent with id at timestamp (unix
+// seconds, decimal): "v1," and the base64 HMAC-SHA256 of
+// id + "." + timestamp + "." + body under key.
+func Sign(key []byte, id, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
 	m.Write([]byte(timestamp))
 	m.Write([]byte{'.'})
 	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Verify checks a request's signature and that its timestamp is within
+// Verify checks a request's signature header (one or more space-separated
+// signatures, as during a key rotation) and that its timestamp is within
 // tolerance of now, for receivers.
-func Verify(secret []byte, timestamp, signature string, body []byte, now time.Time, tolerance time.Duration) bool {
+func Verify(key []byte, id, timestamp, signatures string, body []byte, now time.Time, tolerance time.Duration) bool {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil || now.Sub(time.Unix(ts, 0)).Abs() > tolerance {
 		return false
 	}
-	return hmac.Equal([]byte(Sign(secret, timestamp, body)), []byte(signature))
+	want := []byte(Sign(key, id, timestamp, body))
+	for sig := range strings.FieldsSeq(signatures) {
+		if hmac.Equal(want, []byte(sig)) {
+			return true
+		}
+	}
+	return false
 }
 
 // deliver posts body until the receiver accepts it, a try fails for good,
@@ -228,7 +262,7 @@ func (s *Sender) post(ctx context.Context, id string, body []byte) (int, error) 
 	req.Header.Set("User-Agent", "flashsale-webhook/1")
 	req.Header.Set(HeaderID, id)
 	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, Sign(s.secret, ts, body))
+	req.Header.Set(HeaderSignature, Sign(s.secret, id, ts, body))
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("notify: %s: %w", id, err)

@@ -2,9 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.uber.org/goleak"
 
 	"flashsale/consumer/inbox"
@@ -27,7 +25,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const secret = "webhook-secret-0123456789"
+// secret is a Standard Webhooks secret: whsec_ + base64 of a 32-byte key.
+const secret = "whsec_Zmxhc2hzYWxlLXRlc3Qtd2ViaG9vay1rZXktMzJieXQ="
+
+// key is secret's key.
+var key = []byte("flashsale-test-webhook-key-32byt")
 
 // hit is one request the receiver saw.
 type hit struct {
@@ -75,12 +77,22 @@ func (r *receiver) all() []hit {
 	return append([]hit(nil), r.hits...)
 }
 
-// validSignature recomputes the HMAC as a receiver would, without the
-// package's helpers.
+// validSignature verifies the request as a receiver would, with the
+// official Standard Webhooks library and the whsec_ secret as configured.
 func validSignature(h hit) bool {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(h.ts + "." + string(h.body)))
-	return hmac.Equal([]byte(h.sig), []byte("sha256="+hex.EncodeToString(m.Sum(nil))))
+	return verifyWith(secret, h, h.body) == nil
+}
+
+func verifyWith(secret string, h hit, body []byte) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return err
+	}
+	hdr := http.Header{}
+	hdr.Set("Webhook-Id", h.id)
+	hdr.Set("Webhook-Timestamp", h.ts)
+	hdr.Set("Webhook-Signature", h.sig)
+	return wh.Verify(body, hdr)
 }
 
 func newSender(t *testing.T, url string) *notify.Sender {
@@ -127,12 +139,14 @@ func TestSignedCloudEventIsPostedOnce(t *testing.T) {
 	if !validSignature(h) || h.id != ev.ID {
 		t.Fatalf("bad request: id %s sig %s", h.id, h.sig)
 	}
-	if !notify.Verify([]byte(secret), h.ts, h.sig, h.body, time.Now(), time.Minute) {
+	if !notify.Verify(key, h.id, h.ts, h.sig, h.body, time.Now(), time.Minute) ||
+		!notify.Verify(key, h.id, h.ts, "v1,b3RoZXI= "+h.sig, h.body, time.Now(), time.Minute) {
 		t.Error("Verify refuses a good request")
 	}
-	if notify.Verify([]byte(secret), h.ts, h.sig, append(h.body, ' '), time.Now(), time.Minute) ||
-		notify.Verify([]byte(secret), h.ts, h.sig, h.body, time.Now().Add(time.Hour), time.Minute) {
-		t.Error("Verify accepts a changed body or a stale timestamp")
+	if notify.Verify(key, h.id, h.ts, h.sig, append(h.body, ' '), time.Now(), time.Minute) ||
+		notify.Verify(key, h.id+"x", h.ts, h.sig, h.body, time.Now(), time.Minute) ||
+		notify.Verify(key, h.id, h.ts, h.sig, h.body, time.Now().Add(time.Hour), time.Minute) {
+		t.Error("Verify accepts a changed body or id, or a stale timestamp")
 	}
 	if ts, _ := strconv.ParseInt(h.ts, 10, 64); time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
 		t.Errorf("timestamp %s", h.ts)
@@ -227,11 +241,35 @@ func TestRecordedNotificationIsNotSentAgain(t *testing.T) {
 	}
 }
 
+// TestStandardWebhooksLibraryVerifiesTheRequest: the official Standard
+// Webhooks library accepts the posted request as sent and refuses it with
+// its body, id or secret changed.
+func TestStandardWebhooksLibraryVerifiesTheRequest(t *testing.T) {
+	pg, rcv := db(t), newReceiver(t)
+	s := newSender(t, rcv.srv.URL)
+	ev := event("created")
+	if _, err := inbox.Apply(context.Background(), pg, "notify", ev, s); err != nil {
+		t.Fatal(err)
+	}
+	h := rcv.all()[0]
+	if err := verifyWith(secret, h, h.body); err != nil {
+		t.Fatalf("the library refuses the webhook: %v (signature %q)", err, h.sig)
+	}
+	other := h
+	other.id = testenv.EventID()
+	if verifyWith(secret, h, append(h.body, ' ')) == nil || verifyWith(secret, other, h.body) == nil ||
+		verifyWith("whsec_b3RoZXIta2V5LW9mLTI0LWJ5dGVzLWxvbmc=", h, h.body) == nil {
+		t.Error("the library accepts a changed body, id or secret")
+	}
+}
+
 func TestNewChecksItsConfig(t *testing.T) {
 	for _, c := range []notify.Config{
 		{URL: "ftp://x", Secret: secret},
 		{URL: "http://", Secret: secret},
 		{URL: "https://example.com/hook", Secret: "short"},
+		{URL: "https://example.com/hook", Secret: "webhook-secret-0123456789"}, // no whsec_
+		{URL: "https://example.com/hook", Secret: "whsec_c2hvcnQ="},            // 5 bytes
 	} {
 		if _, err := notify.New(c); err == nil {
 			t.Errorf("%+v accepted", c)

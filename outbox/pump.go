@@ -306,5 +306,14 @@ func (r *Relay) message(t Target, x row) (kafka.Message, error) {
 		return kafka.Message{}, fmt.Errorf("outbox: envelope of row %d: %w", x.id, err)
 	}
 	return kafka.Message{Key: []byte(key), Value: v, Headers: []kafka.Header{
+		{Key: "content-type", Value: structuredMode},
 		{Key: "ce_id", Value: []byte(x.eventID)}, {Key: "ce_type", Value: []byte(x.eventType)}}}, nil
 }
+
+// structuredMode is the content-type header that marks a message as a
+// structured-mode CloudEvent under the Kafka protocol binding; without it
+// a CloudEvents reader looks for binary-mode ce_ headers, finds no
+// ce_specversion, and rejects the message. ce_id and ce_type stay as
+// conveniences for filtering without parsing; in structured mode readers
+// ignore them. One shared slice: kafka-go only reads header values.
+var structuredMode = []byte("application/cloudevents+json")

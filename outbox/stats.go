@@ -6,11 +6,13 @@ import (
 )
 
 // Stats counts published events and the lag from their commit to Kafka's
-// acknowledgement, in exponential buckets of 100 µs doubling.
+// acknowledgement, in exponential buckets of 100 µs doubling, and the sum
+// of those lags, so that a histogram's mean (sum/count) is real.
 type Stats struct {
 	mu        sync.Mutex
 	published int64
 	fenced    int64
+	lagSum    time.Duration
 	buckets   [32]int64
 }
 
@@ -22,8 +24,10 @@ func (s *Stats) observe(rows []row, acked time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range rows {
+		lag := acked.Sub(x.createdAt)
 		s.published++
-		s.buckets[bucketOf(acked.Sub(x.createdAt))]++
+		s.lagSum += lag
+		s.buckets[bucketOf(lag)]++
 	}
 }
 
@@ -71,6 +75,13 @@ func (s *Stats) LagHistogram() (upper []time.Duration, counts []int64) {
 		upper[b], counts[b] = bucketBase<<b, seen
 	}
 	return upper, counts
+}
+
+// LagSum is the sum of every acknowledged event's commit-to-ack lag.
+func (s *Stats) LagSum() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lagSum
 }
 
 func (s *Stats) fence() {

@@ -27,4 +27,7 @@ func TestLagHistogramIsCumulative(t *testing.T) {
 	if s.Published() != 5 {
 		t.Errorf("published %d, want 5 (the two-day lag counts beyond the last bound)", s.Published())
 	}
+	if want := 1300*time.Microsecond + 48*time.Hour; s.LagSum() != want {
+		t.Errorf("lag sum %v, want %v", s.LagSum(), want)
+	}
 }

@@ -51,7 +51,7 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 		"FLASHSALE_DATABASE_URLS": strings.Join(cfg.DatabaseURLs, ","), "FLASHSALE_SHARDS": "2",
 		"FLASHSALE_KAFKA_BROKERS": strings.Join(cfg.KafkaBrokers, ","), "FLASHSALE_KAFKA_TOPIC": topic,
 		"FLASHSALE_DEAD_LETTER_TOPIC": topic + ".dlq", "FLASHSALE_WEBHOOK_URL": srv.URL,
-		"FLASHSALE_WEBHOOK_SECRET": "webhook-secret-0123456789", "FLASHSALE_MIGRATE_ON_START": "false",
+		"FLASHSALE_WEBHOOK_SECRET": "whsec_Zmxhc2hzYWxlLXRlc3Qtd2ViaG9vay1rZXktMzJieXQ=", "FLASHSALE_MIGRATE_ON_START": "false",
 		"FLASHSALE_SHUTDOWN_TIMEOUT": "10s", "FLASHSALE_LOG_LEVEL": "info", "FLASHSALE_DEBUG_ADDR": "127.0.0.1:0",
 	}
 
