@@ -28,6 +28,7 @@ import (
 
 	"flashsale/auth"
 	"flashsale/inventory"
+	"flashsale/live"
 	"flashsale/order"
 )
 
@@ -55,6 +56,9 @@ type Deps struct {
 	MaxBodyBytes   int64
 	Ready          []Check
 	Log            *slog.Logger
+	// Live serves the event streams; nil leaves them out.
+	Live               *live.Hub
+	StreamWriteTimeout time.Duration // bounds each write on a stream
 }
 
 type handler struct {
@@ -87,6 +91,10 @@ func NewHandler(d Deps) http.Handler {
 	// One routing tree, no mounted sub-router: a mount is a second route
 	// lookup on every request, the sold-out answers included.
 	r.With(h.limitIP).Get("/v1/sales/{id}", h.getSale)
+	if d.Live != nil {
+		r.With(h.limitIP).Get("/v1/sales/{id}/events", h.saleEvents)
+		r.With(tokenFromQuery, h.authenticate, h.limitBuyer).Get("/v1/orders/{id}/events", h.orderEvents)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(h.authenticate)
 		// The buy path's rate limits run inside the reservation script.
