@@ -165,7 +165,7 @@ func TestOrderEventsAcrossInstances(t *testing.T) {
 
 // TestOrderEventsExpiry: the sweeper's expiry reaches the order's stream.
 func TestOrderEventsExpiry(t *testing.T) {
-	s := start(t, func(c *config.Config) { c.PaymentWindow, c.ExpiryInterval = time.Second, 100 * time.Millisecond })
+	s := start(t, func(c *config.Config) { c.PaymentWindow, c.ExpiryInterval = time.Second, 100*time.Millisecond })
 	sale := s.createSale(10, 5)
 	id := s.placed("alice", "k1", sale, 1)
 	st := s.stream("/v1/orders/"+id+"/events", s.token("alice", false), nil)
