@@ -157,7 +157,7 @@ func (a *App) wireLive(node1 *redis.Client) live.Notify {
 	channel := a.cfg.RedisPrefix + ":live"
 	a.hub = live.NewHub(node1, live.HubConfig{Channel: channel, Log: a.log})
 	a.publisher = live.NewPublisher(node1, channel, a.log)
-	return func(o order.Order) { a.publisher.Publish(api.OrderEvent(o)) }
+	return func(o order.Order) { a.publisher.PublishFunc(func() *live.Event { return api.OrderEvent(o) }) }
 }
 
 // Hub is the instance's event-stream hub, for its statistics.

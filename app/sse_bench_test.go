@@ -14,8 +14,11 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"flashsale/api"
 	"flashsale/internal/testenv"
+	"flashsale/inventory"
 	"flashsale/live"
+	"flashsale/order"
 )
 
 // BenchmarkSSEFanoutHTTP measures the whole path on one instance: 1,000
@@ -90,7 +93,8 @@ func BenchmarkSSEFanoutHTTP(b *testing.B) {
 	b.ReportMetric(float64(each.ValueAtQuantile(99))/1e6, "p99-ms/sub")
 	b.ReportMetric(float64(last.ValueAtQuantile(50))/1e6, "p50-ms/all")
 	b.ReportMetric(float64(last.ValueAtQuantile(99))/1e6, "p99-ms/all")
-	b.ReportMetric(float64(after-before)/idle, "B/idle-stream")
+	b.ReportMetric(float64(after.heap+after.stack-before.heap-before.stack)/idle, "B/idle-stream")
+	b.ReportMetric(float64(after.stack-before.stack)/idle, "B-stack/idle-stream")
 }
 
 // openStream sends a stream's GET on a connection of its own and reads
@@ -115,9 +119,64 @@ func openStream(b *testing.B, base, path string) (net.Conn, *bufio.Reader) {
 	}
 }
 
-func memoryNow() uint64 {
+// mem is the heap in use and the goroutine stacks, after a collection.
+type mem struct{ heap, stack uint64 }
+
+func memoryNow() mem {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapAlloc + m.StackInuse
+	return mem{m.HeapAlloc, m.StackInuse}
+}
+
+// BenchmarkOrderNotify measures what the event streams add to each order
+// transition: on the caller's path, queueing it (Publisher.PublishFunc,
+// as app wires it); off it, rendering it and the pipelined PUBLISH, as
+// Redis CPU per event. Every event is waited for, so b.N
+// events were published in the elapsed time.
+func BenchmarkOrderNotify(b *testing.B) {
+	cfg := testenv.Config(b, 4)
+	node1 := testenv.Redis(b, cfg, 0)
+	pub := live.NewPublisher(node1, cfg.RedisPrefix+":live", nil)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	id, _ := order.NewID(254141995688144897)
+	buyer, _ := order.ParseBuyerID("buyer-42")
+	sale, _ := inventory.ParseSaleID("7")
+	o := order.Order{ID: id, SaleID: sale, Buyer: buyer, Quantity: 1, AmountCents: 19900, Currency: "EUR",
+		Status: order.StatusPendingPayment, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(10 * time.Minute)}
+	var caller time.Duration
+	redis0 := testenv.RedisCPU(b, node1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		pub.PublishFunc(func() *live.Event { return api.OrderEvent(o) }) // as app wires it
+		caller += time.Since(t0)
+		if n++; n%1024 == 0 { // a burst of orders, well within the queue
+			waitPublished(b, pub, n)
+		}
+	}
+	waitPublished(b, pub, n)
+	b.StopTimer()
+	redis1 := testenv.RedisCPU(b, node1)
+	b.ReportMetric(float64(caller.Nanoseconds())/float64(b.N), "caller-ns/order")
+	if _, dropped := pub.Stats(); dropped > 0 {
+		b.Fatalf("%d events dropped", dropped)
+	}
+	b.ReportMetric(float64((redis1-redis0).Microseconds())/float64(b.N), "redis-cpu-us/order")
+}
+
+// waitPublished waits until n events left the publisher.
+func waitPublished(b *testing.B, pub *live.Publisher, n int) {
+	for {
+		published, dropped := pub.Stats()
+		if published+dropped >= uint64(n) {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }

@@ -26,7 +26,7 @@ const publishTimeout = 2 * time.Second
 type Publisher struct {
 	rdb     *redis.Client
 	channel string
-	queue   chan *Event
+	queue   chan func() *Event
 	log     *slog.Logger
 
 	published, dropped atomic.Uint64
@@ -37,7 +37,7 @@ func NewPublisher(rdb *redis.Client, channel string, log *slog.Logger) *Publishe
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{rdb: rdb, channel: channel, queue: make(chan *Event, Queue), log: log}
+	return &Publisher{rdb: rdb, channel: channel, queue: make(chan func() *Event, Queue), log: log}
 }
 
 // Stats counts the events sent to Redis and those dropped (queue full or
@@ -46,8 +46,15 @@ func (p *Publisher) Stats() (published, dropped uint64) { return p.published.Loa
 
 // Publish queues ev without waiting; a full queue drops it.
 func (p *Publisher) Publish(ev *Event) {
+	p.PublishFunc(func() *Event { return ev })
+}
+
+// PublishFunc queues an event that render makes, later, on the
+// publisher's goroutine: the caller (an order's request) pays for a
+// channel send, not for the event's JSON. A full queue drops it.
+func (p *Publisher) PublishFunc(render func() *Event) {
 	select {
-	case p.queue <- ev:
+	case p.queue <- render:
 	default:
 		p.dropped.Add(1)
 	}
@@ -61,8 +68,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			p.flushQueued(batch[:0])
 			return nil
-		case ev := <-p.queue:
-			p.send(context.Background(), p.fill(append(batch[:0], ev)))
+		case render := <-p.queue:
+			p.send(context.Background(), p.fill(append(batch[:0], render())))
 		}
 	}
 }
@@ -71,8 +78,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 func (p *Publisher) fill(batch []*Event) []*Event {
 	for len(batch) < pipelineMax {
 		select {
-		case ev := <-p.queue:
-			batch = append(batch, ev)
+		case render := <-p.queue:
+			batch = append(batch, render())
 		default:
 			return batch
 		}
