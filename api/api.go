@@ -28,6 +28,7 @@ import (
 
 	"flashsale/auth"
 	"flashsale/inventory"
+	"flashsale/live"
 	"flashsale/order"
 )
 
@@ -59,10 +60,13 @@ type Deps struct {
 	// files, the instance's latest figures as JSON, and a channel closed
 	// when the server shuts down, which ends the page's streams.
 	Page      http.Handler
-	Live      func() json.RawMessage
+	Figures   func() json.RawMessage
 	Closing   <-chan struct{}
 	Observer  RequestObserver // records every request (RED metrics); nil records nothing
 	AccessLog AccessLog       // which requests get an access log line
+	// Live serves the event streams; nil leaves them out.
+	Live               *live.Hub
+	StreamWriteTimeout time.Duration // bounds each write on a stream
 }
 
 type handler struct {
@@ -97,6 +101,10 @@ func NewHandler(d Deps) http.Handler {
 	// One routing tree, no mounted sub-router: a mount is a second route
 	// lookup on every request, the sold-out answers included.
 	r.With(h.limitIP).Get("/v1/sales/{id}", h.getSale)
+	if d.Live != nil {
+		r.With(h.limitIP).Get("/v1/sales/{id}/events", h.saleEvents)
+		r.With(tokenFromQuery, h.authenticate, h.limitBuyer).Get("/v1/orders/{id}/events", h.orderEvents)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(h.authenticate)
 		// The buy path's rate limits run inside the reservation script.

@@ -70,8 +70,8 @@ func (h *handler) saleStream(w http.ResponseWriter, r *http.Request) {
 // instance's latest figures.
 func (h *handler) event(v inventory.SaleView, err error) streamEvent {
 	ev := streamEvent{Instance: json.RawMessage("null")}
-	if h.Live != nil {
-		ev.Instance = h.Live()
+	if h.Figures != nil {
+		ev.Instance = h.Figures()
 	}
 	if err != nil {
 		h.Log.Warn("sale page: reading the sale failed", "err", err)

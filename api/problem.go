@@ -12,6 +12,7 @@ import (
 	"flashsale/auth"
 	"flashsale/inventory"
 	"flashsale/lease"
+	"flashsale/live"
 	"flashsale/order"
 )
 
@@ -71,6 +72,7 @@ var errorTable = []struct {
 	{inventory.ErrInvalidSale, kValidation},
 	{inventory.ErrInvalidValue, kValidation},
 	{lease.ErrNotAcquired, kOverloaded},
+	{live.ErrClosed, kNotReady},
 	{order.ErrNotFound, kNotFound},
 	{order.ErrKeyInUse, kKeyInUse},
 	{order.ErrKeyReused, kKeyReused},

@@ -29,6 +29,7 @@ import (
 	"flashsale/dbschema"
 	"flashsale/inventory"
 	"flashsale/lease"
+	"flashsale/live"
 	"flashsale/metrics"
 	"flashsale/notify"
 	"flashsale/order"
@@ -57,9 +58,11 @@ type App struct {
 	consumers []*consumer.Consumer
 	metrics   *metrics.Metrics
 	breakers  breakers
-	live      *metrics.Live // the sale page's figures
+	figures   *metrics.Live // the sale page's figures
 	closing   chan struct{} // closed when the server shuts down: ends the sale page's streams
 	closeOnce sync.Once
+	hub       *live.Hub       // this instance's event streams
+	publisher *live.Publisher // order transitions, to every instance's hub
 }
 
 // New connects to every dependency, applies migrations when configured and
@@ -133,14 +136,15 @@ func (a *App) wire(m shard.Map) {
 	// clock skew) of any reservation in flight when node 1 lost it.
 	a.watcher = inventory.NewWatcher(a.sales, inventory.WatchConfig{Every: time.Second, Again: cfg.CommitDeadline + time.Second}, a.log)
 	a.metrics.RedisWatch(a.watcher)
+	notify := a.wireLive(node1)
 	// The buy path's dependencies, measured as the order service sees them:
 	// outside the breakers, so their fast refusals count too.
 	a.breakers = a.newBreakers()
-	a.orders = order.NewService(a.metrics.Store(breaker.Store(a.store, m, a.breakers.dbs)),
+	a.orders = order.NewService(live.OrderStore(a.metrics.Store(breaker.Store(a.store, m, a.breakers.dbs)), notify),
 		a.metrics.Stock(breaker.Stock(a.reserver, a.breakers.redis)), inventory.NewCatalog(breaker.Sales(saleStore, a.breakers.dbs[0])),
 		a.metrics.SoldOut(a.soldOut), order.Config{
 			PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
-	a.expirer = order.NewExpirer(a.store, stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
+	a.expirer = order.NewExpirer(live.ExpiryStore(a.store, notify), stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
 	a.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
 	a.relay = outbox.New(relayTargets(a.pools, m), a.writer, locker, outbox.Config{Holder: holderName(),
 		Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
@@ -148,16 +152,30 @@ func (a *App) wire(m shard.Map) {
 	a.metrics.Relay(a.relay.Stats())
 	// The sale page's figures: latencies over the last 10 s, from what the
 	// decorators count anyway.
-	a.live, a.closing = a.metrics.Live(time.Second, 10), make(chan struct{})
+	a.figures, a.closing = a.metrics.Live(time.Second, 10), make(chan struct{})
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
 		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
 		Limits:         api.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
-		Page: dashboard.Handler(), Live: a.live.JSON, Closing: a.closing,
+		Page: dashboard.Handler(), Figures: a.figures.JSON, Closing: a.closing,
 		Observer: a.metrics.HTTP(), AccessLog: api.AccessLog(cfg.AccessLog),
+		Live: a.hub, StreamWriteTimeout: cfg.WriteTimeout,
 	})
 }
+
+// wireLive builds the event streams' hub and publisher on one channel of
+// node 1 under the deployment's prefix, and returns what the order stores
+// tell of each committed transition.
+func (a *App) wireLive(node1 *redis.Client) live.Notify {
+	channel := a.cfg.RedisPrefix + ":live"
+	a.hub = live.NewHub(node1, live.HubConfig{Channel: channel, Log: a.log})
+	a.publisher = live.NewPublisher(node1, channel, a.log)
+	return func(o order.Order) { a.publisher.PublishFunc(func() *live.Event { return api.OrderEvent(o) }) }
+}
+
+// Hub is the instance's event-stream hub, for its statistics.
+func (a *App) Hub() *live.Hub { return a.hub }
 
 // relayTargets lists every shard's outbox on the database that holds it.
 func relayTargets(pools []*pgxpool.Pool, m shard.Map) []outbox.Target {
@@ -302,7 +320,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg.Go(func() error { return a.reserver.Run(bgCtx) })
 	bg.Go(func() error { return a.store.RunTransfers(bgCtx, transferCheck) })
 	bg.Go(func() error { return a.watcher.Run(bgCtx) })
-	bg.Go(func() error { return a.live.Run(bgCtx) })
+	bg.Go(func() error { return a.figures.Run(bgCtx) })
+	bg.Go(func() error { return a.hub.Run(bgCtx) })
+	bg.Go(func() error { return a.publisher.Run(bgCtx) })
+	// Open streams would hold the shutdown up to its timeout: they end
+	// when it begins.
+	srv.RegisterOnShutdown(a.hub.Close)
 	if a.cfg.RelayEnabled {
 		bg.Go(func() error { return a.RunRelay(bgCtx) })
 	}

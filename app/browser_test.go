@@ -40,13 +40,13 @@ func TestSalePageShowsASaleSellingOut(t *testing.T) {
 	if _, err := chromedp.Run(bctx, chromedp.Navigate(s.base+"/dashboard?sale="+sale)); err != nil {
 		t.Fatalf("open the page: %v", err)
 	}
-	waitFor(t, bctx, `document.getElementById("remaining").textContent === "20" && document.body.dataset.soldOut === "false"`,
+	waitForPage(t, bctx, `document.getElementById("remaining").textContent === "20" && document.body.dataset.soldOut === "false"`,
 		"the page shows the fresh sale's 20 units, not sold out")
 
 	if sold := buyAll(s, sale); sold != units {
 		t.Fatalf("buyers got %d units, want %d", sold, units)
 	}
-	waitFor(t, bctx, `document.getElementById("remaining").textContent === "0" && document.body.dataset.soldOut === "true"`+
+	waitForPage(t, bctx, `document.getElementById("remaining").textContent === "0" && document.body.dataset.soldOut === "true"`+
 		` && document.getElementById("state").textContent === "Sold out"`,
 		"the page shows 0 units left and the sale sold out")
 	if os.Getenv("UPDATE_SCREENSHOT") != "" {
@@ -68,8 +68,8 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// waitFor polls the page until the JavaScript expression holds.
-func waitFor(t *testing.T, ctx context.Context, expr, what string) {
+// waitForPage polls the page until the JavaScript expression holds.
+func waitForPage(t *testing.T, ctx context.Context, expr, what string) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second),
 		chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
