@@ -37,6 +37,10 @@ func (noOrders) LiveOrders(context.Context, inventory.SaleID) ([]inventory.LiveO
 	return nil, nil
 }
 
+func (noOrders) ClosedKeys(context.Context, inventory.SaleID) ([]inventory.BuyerKey, error) {
+	return nil, nil
+}
+
 // noLiveUnits answers that no sale has units in orders; these tests never
 // consult the sold-out memory's held count.
 type noLiveUnits struct{}
@@ -167,6 +171,10 @@ func (allOrders) ExistingOrders(_ context.Context, keys []inventory.BuyerKey) (m
 
 // LiveOrders finds none: these tests never rebuild a sale that had orders.
 func (allOrders) LiveOrders(context.Context, inventory.SaleID) ([]inventory.LiveOrder, error) {
+	return nil, nil
+}
+
+func (allOrders) ClosedKeys(context.Context, inventory.SaleID) ([]inventory.BuyerKey, error) {
 	return nil, nil
 }
 

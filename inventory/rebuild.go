@@ -72,6 +72,9 @@ func (s *Service) rebuildLocked(ctx context.Context, sale Sale, token int64) (Re
 	if err != nil {
 		return Rebuilt{}, err
 	}
+	if err := s.rememberClosed(ctx, sale.ID); err != nil {
+		return Rebuilt{}, err
+	}
 	out, err := s.stock.Rebuild(ctx, sale, live, token)
 	if err != nil || out.Added == 0 {
 		return out, err
@@ -162,4 +165,23 @@ func (s *Stock) Rebuild(ctx context.Context, sale Sale, live []LiveOrder, token 
 		return Rebuilt{}, ErrStaleFence
 	}
 	return Rebuilt{Stock: int(res[0]), Added: int(res[1]), Dropped: int(res[2])}, nil
+}
+
+// rememberClosed puts the keys of the sale's closed orders back in its
+// closed set, which release.lua keeps and Redis may have lost: a key there
+// only sends its buyer to PostgreSQL once the sale is sold out, so adding
+// one again, or one a concurrent cancel adds too, is harmless.
+func (s *Service) rememberClosed(ctx context.Context, id SaleID) error {
+	keys, err := s.orders.ClosedKeys(ctx, id)
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	fields := make([]any, len(keys))
+	for i, k := range keys {
+		fields[i] = field(k.Buyer, k.Key)
+	}
+	if err := s.stock.rdb.SAdd(ctx, s.stock.saleKey(id)+":closed", fields...).Err(); err != nil {
+		return fmt.Errorf("inventory: rebuild closed keys: %w", err)
+	}
+	return nil
 }

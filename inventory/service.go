@@ -20,6 +20,8 @@ type OrderLookup interface {
 	ExistingOrders(ctx context.Context, keys []BuyerKey) (map[BuyerKey]bool, error)
 	// LiveOrders lists the sale's orders that are pending payment or paid.
 	LiveOrders(ctx context.Context, sale SaleID) ([]LiveOrder, error)
+	// ClosedKeys lists the keys of the sale's cancelled or expired orders.
+	ClosedKeys(ctx context.Context, sale SaleID) ([]BuyerKey, error)
 }
 
 // Allotter splits a new sale's stock over the order databases, so that

@@ -409,3 +409,27 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRebuildRemembersClosedKeys: a cancelled order's key stays in its
+// sale's closed set after Redis lost the sale, so once the sale sells out
+// again the sold-out memory still sends that buyer to PostgreSQL for the
+// replay instead of refusing it.
+func TestRebuildRemembersClosedKeys(t *testing.T) {
+	ctx := context.Background()
+	r := newRebuildRig(t, nil, nil)
+	sale := r.newSale(t, 5)
+	o, _ := r.place(t, r.svc, sale, "changed-mind", 1)
+	if _, err := r.svc.Cancel(ctx, o.Buyer, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	closed := r.prefix + ":{sale:" + sale.String() + "}:closed"
+	member := o.Buyer.String() + "\x00" + o.Key.String()
+	if in, err := r.node1.SIsMember(ctx, closed, member).Result(); err != nil || !in {
+		t.Fatalf("the cancel left no closed key (%v, %v)", in, err)
+	}
+	r.forget(t, sale)
+	r.rebuild(t, sale, inventory.Rebuilt{Stock: 5})
+	if in, err := r.node1.SIsMember(ctx, closed, member).Result(); err != nil || !in {
+		t.Fatalf("the rebuild did not put the cancelled order's key back in the closed set (%v, %v)", in, err)
+	}
+}

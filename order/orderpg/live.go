@@ -32,3 +32,23 @@ func (s *Store) LiveOrders(ctx context.Context, sale inventory.SaleID) ([]invent
 	}
 	return out, nil
 }
+
+// ClosedKeys lists the keys of the sale's cancelled or expired orders, with
+// one query per shard, for the same rebuild: the sold-out memory sends
+// them to PostgreSQL for their replay.
+func (s *Store) ClosedKeys(ctx context.Context, sale inventory.SaleID) ([]inventory.BuyerKey, error) {
+	q := flashsale.Query("order_closed_by_sale")
+	var out []inventory.BuyerKey
+	for sh := range shard.ID(s.m.Shards()) {
+		rows, err := s.pools[s.m.Database(sh)].Query(ctx, strings.ReplaceAll(q, "__shard__", sh.Schema()), sale.Int64())
+		if err != nil {
+			return nil, fmt.Errorf("orderpg: closed orders: %w", err)
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowToStructByPos[inventory.BuyerKey])
+		if err != nil {
+			return nil, fmt.Errorf("orderpg: closed orders: %w", err)
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}
