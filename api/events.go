@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"flashsale/inventory"
 	"flashsale/live"
 	"flashsale/order"
@@ -40,12 +38,7 @@ func saleEvent(v inventory.SaleView) *live.Event {
 // transition, until the client leaves or the server shuts down. Another
 // buyer's order is 404, as for GET.
 func (h *handler) orderEvents(w http.ResponseWriter, r *http.Request) {
-	id, err := order.ParseID(chi.URLParam(r, "id"))
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	buyer, err := order.ParseBuyerID(claims(r).Subject)
+	buyer, id, err := orderRef(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -76,16 +69,12 @@ func orderStale(last, ev *live.Event) bool {
 // saleEvents streams a sale's stock and state: now, then whenever it
 // changed, at most every poll interval. Public, like GET /v1/sales/{id}.
 func (h *handler) saleEvents(w http.ResponseWriter, r *http.Request) {
-	id, err := pathSaleID(r)
+	v, err := h.pathSale(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	v, err := h.Sales.Sale(r.Context(), id)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
+	id := v.ID
 	sub, err := h.Live.Subscribe(live.SaleTopic(id.String()), func(ctx context.Context) (*live.Event, error) {
 		v, err := h.Sales.Sale(ctx, id)
 		if err != nil {

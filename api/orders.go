@@ -117,16 +117,21 @@ func (h *handler) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	h.onOrder(w, r, h.Orders.Cancel)
 }
 
+// orderRef is the token's buyer and the order the path names.
+func orderRef(r *http.Request) (order.BuyerID, order.ID, error) {
+	id, err := order.ParseID(chi.URLParam(r, "id"))
+	if err != nil {
+		return order.BuyerID{}, order.ID{}, err
+	}
+	buyer, err := order.ParseBuyerID(claims(r).Subject)
+	return buyer, id, err
+}
+
 // onOrder runs fn on the order the path names, as the token's buyer, and
 // answers it; another buyer's order is 404.
 func (h *handler) onOrder(w http.ResponseWriter, r *http.Request,
 	fn func(context.Context, order.BuyerID, order.ID) (order.Order, error)) {
-	id, err := order.ParseID(chi.URLParam(r, "id"))
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	buyer, err := order.ParseBuyerID(claims(r).Subject)
+	buyer, id, err := orderRef(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

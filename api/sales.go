@@ -83,13 +83,17 @@ func (h *handler) createSale(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, toSaleJSON(v))
 }
 
-func (h *handler) getSale(w http.ResponseWriter, r *http.Request) {
+// pathSale reads the sale the path names, with its live state.
+func (h *handler) pathSale(r *http.Request) (inventory.SaleView, error) {
 	id, err := pathSaleID(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return inventory.SaleView{}, err
 	}
-	v, err := h.Sales.Sale(r.Context(), id)
+	return h.Sales.Sale(r.Context(), id)
+}
+
+func (h *handler) getSale(w http.ResponseWriter, r *http.Request) {
+	v, err := h.pathSale(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
