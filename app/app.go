@@ -29,6 +29,7 @@ import (
 	"flashsale/dbschema"
 	"flashsale/inventory"
 	"flashsale/lease"
+	"flashsale/ledger"
 	"flashsale/live"
 	"flashsale/metrics"
 	"flashsale/notify"
@@ -218,7 +219,7 @@ func (a *App) wireConsumers() error {
 		MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: cfg.ShutdownTimeout / 2, Log: a.log}
 	inv := base
 	inv.Name, inv.GroupID = "inventory", cfg.ConsumerGroupPrefix+"-inventory"
-	c, err := consumer.New(inv, a.pools[0], inventory.NewLedger(a.pools[0], a.metrics.Oversold(a.store), a.log))
+	c, err := consumer.New(inv, a.pools[0], ledger.New(a.pools[0], a.metrics.Oversold(a.store), a.log))
 	if err != nil {
 		return err
 	}

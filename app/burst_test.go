@@ -1,11 +1,12 @@
 package app_test
 
 import (
-	"flashsale/internal/testenv"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
+
+	"flashsale/internal/testenv"
 )
 
 // TestBurstSellsEveryUnitExactlyOnce releases 2,000 buyers at once on a

@@ -16,13 +16,14 @@ import (
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/ledger"
 )
 
 // recorder is the stack's ledger, slowed down by delay per event, that
 // records how often each event was handled and which events each batch
 // gave AfterCommitBatch.
 type recorder struct {
-	*inventory.Ledger
+	*ledger.Ledger
 	delay   time.Duration
 	mu      sync.Mutex
 	handled map[string]int
@@ -30,7 +31,7 @@ type recorder struct {
 }
 
 func (s *stack) recorder(t testing.TB, delay time.Duration) *recorder {
-	return &recorder{Ledger: inventory.NewLedger(s.db, s.cancel, testenv.Logger(t)), delay: delay, handled: map[string]int{}}
+	return &recorder{Ledger: ledger.New(s.db, s.cancel, testenv.Logger(t)), delay: delay, handled: map[string]int{}}
 }
 
 func (r *recorder) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
@@ -135,7 +136,7 @@ func TestBatchesApplyManyEventsPerTransaction(t *testing.T) {
 	s.produce(t, evs...)
 
 	db, st := s.traced(t)
-	c, err := consumer.New(s.consumerConfig(t, "inventory"), db, inventory.NewLedger(db, s.cancel, testenv.Logger(t)))
+	c, err := consumer.New(s.consumerConfig(t, "inventory"), db, ledger.New(db, s.cancel, testenv.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

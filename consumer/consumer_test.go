@@ -19,6 +19,7 @@ import (
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/ledger"
 )
 
 // TestEventsApplyOnceAndRedeliveriesChangeNothing consumes N created
@@ -257,7 +258,7 @@ func TestOversoldOrderIsCancelled(t *testing.T) {
 	ids := []int64{testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()}
 	s.cancel.then = func(got []int64) error {
 		for _, id := range got {
-			if err := s.w.WriteMessages(context.Background(), message(testenv.OrderEvent("cancelled", id, sale, 1, inventory.ReasonOversold))); err != nil {
+			if err := s.w.WriteMessages(context.Background(), message(testenv.OrderEvent("cancelled", id, sale, 1, ledger.ReasonOversold))); err != nil {
 				return err
 			}
 		}
@@ -268,9 +269,9 @@ func TestOversoldOrderIsCancelled(t *testing.T) {
 	}
 	c := s.inventory(t)
 	r := start(t, c)
-	ledger := inventory.NewLedger(s.db, nil, testenv.Logger(t))
+	led := ledger.New(s.db, nil, testenv.Logger(t))
 	eventually(t, 30*time.Second, "the oversold order released", func() bool {
-		p, err := ledger.Position(context.Background(), sale)
+		p, err := led.Position(context.Background(), sale)
 		return err == nil && p.Sold == 3 && p.Released == 1
 	})
 	if err := r.stop(t); err != nil {
@@ -281,7 +282,7 @@ func TestOversoldOrderIsCancelled(t *testing.T) {
 	}
 	var reason string
 	err := s.db.QueryRow(context.Background(), `SELECT reason FROM ledger_entries WHERE order_id = $1 AND kind = 'cancelled'`, ids[2]).Scan(&reason)
-	if err != nil || reason != inventory.ReasonOversold {
+	if err != nil || reason != ledger.ReasonOversold {
 		t.Fatalf("cancellation entry: %q, %v", reason, err)
 	}
 }
@@ -307,7 +308,7 @@ func TestDatabaseOutageDelaysWithoutDeadLettering(t *testing.T) {
 	defer db.Close()
 	cfg := s.consumerConfig(t, "inventory")
 	cfg.MaxAttempts = 2
-	c, err := consumer.New(cfg, db, inventory.NewLedger(db, s.cancel, testenv.Logger(t)))
+	c, err := consumer.New(cfg, db, ledger.New(db, s.cancel, testenv.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,10 +338,10 @@ func TestLagCountsWhatIsLeft(t *testing.T) {
 	sale := s.sale(t, 1_000_000)
 	evs, _ := createdEvents(sale, 80)
 	s.produce(t, evs...)
-	ledger := inventory.NewLedger(s.db, nil, testenv.Logger(t))
+	led := ledger.New(s.db, nil, testenv.Logger(t))
 	slow := inbox.HandlerFunc(func(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
 		time.Sleep(20 * time.Millisecond)
-		return ledger.Handle(ctx, tx, ev)
+		return led.Handle(ctx, tx, ev)
 	})
 	c, err := consumer.New(s.consumerConfig(t, "inventory"), s.db, slow)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/ledger"
 )
 
 // stack is one test's share of the real services: fresh databases, a topic
@@ -110,7 +111,7 @@ func (s *stack) consumerConfig(t testing.TB, name string) consumer.Config {
 // its configuration.
 func (s *stack) inventory(t testing.TB, edit ...func(*consumer.Config)) *consumer.Consumer {
 	t.Helper()
-	return s.inventoryWith(t, inventory.NewLedger(s.db, s.cancel, testenv.Logger(t)), edit...)
+	return s.inventoryWith(t, ledger.New(s.db, s.cancel, testenv.Logger(t)), edit...)
 }
 
 // inventoryWith is an inventory consumer over h, a wrapped ledger.
@@ -245,7 +246,7 @@ func (s *stack) inboxCount(t testing.TB, name string) int {
 func (s *stack) checkCreated(t *testing.T, sale inventory.SaleID, evs []inbox.Event, units int64) {
 	t.Helper()
 	ctx := context.Background()
-	p, err := inventory.NewLedger(s.db, nil, testenv.Logger(t)).Position(ctx, sale)
+	p, err := ledger.New(s.db, nil, testenv.Logger(t)).Position(ctx, sale)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"flashsale/inventory"
+	"flashsale/ledger"
 	"flashsale/order"
 )
 
@@ -123,7 +124,7 @@ func (s *soldOut) Reopen(id inventory.SaleID) {
 // beyond a sale's stock. PostgreSQL's allotments refuse such orders before
 // they commit, so this last net should never fire: its counter,
 // flashsale_oversold_cancelled_total, is one to alert on.
-func (m *Metrics) Oversold(inner inventory.OversoldCanceller) inventory.OversoldCanceller {
+func (m *Metrics) Oversold(inner ledger.OversoldCanceller) ledger.OversoldCanceller {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "oversold_cancelled_total",
 		Help: "Orders the inventory ledger cancelled as sold beyond their sale's stock; should stay 0."})
 	m.reg.MustRegister(c)
@@ -131,7 +132,7 @@ func (m *Metrics) Oversold(inner inventory.OversoldCanceller) inventory.Oversold
 }
 
 type oversold struct {
-	inner     inventory.OversoldCanceller
+	inner     ledger.OversoldCanceller
 	cancelled prometheus.Counter
 }
 

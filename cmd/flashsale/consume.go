@@ -13,7 +13,7 @@ import (
 	"flashsale/config"
 	"flashsale/consumer"
 	"flashsale/dbschema"
-	"flashsale/inventory"
+	"flashsale/ledger"
 	"flashsale/metrics"
 	"flashsale/notify"
 	"flashsale/shard"
@@ -78,7 +78,7 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 			return err
 		}
 		defer a.Close()
-		h = inventory.NewLedger(db, m.Oversold(a.OrderStore()), log)
+		h = ledger.New(db, m.Oversold(a.OrderStore()), log)
 	case "notify":
 		s, err := notify.New(notify.Config{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, Log: log})
 		if err != nil {

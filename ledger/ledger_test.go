@@ -1,4 +1,4 @@
-package inventory_test
+package ledger_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/ledger"
 )
 
 // cancellations is the test's canceller: it records what it was asked to
@@ -43,7 +44,7 @@ func (c *cancellations) all() [][]int64 {
 type ledgerFixture struct {
 	db     *pgxpool.Pool
 	sales  *inventory.SaleStore
-	ledger *inventory.Ledger
+	ledger *ledger.Ledger
 	cancel *cancellations
 }
 
@@ -52,7 +53,7 @@ func newLedgerFixture(t *testing.T) ledgerFixture {
 	cfg := testenv.Config(t, 2)
 	db := testenv.Pools(t, cfg)[0]
 	c := &cancellations{}
-	return ledgerFixture{db: db, sales: inventory.NewSaleStore(db), ledger: inventory.NewLedger(db, c, testenv.Logger(t)), cancel: c}
+	return ledgerFixture{db: db, sales: inventory.NewSaleStore(db), ledger: ledger.New(db, c, testenv.Logger(t)), cancel: c}
 }
 
 func (f ledgerFixture) sale(t *testing.T, stock int) inventory.SaleID {
@@ -87,7 +88,7 @@ func (f ledgerFixture) mustApply(t *testing.T, ev inbox.Event) bool {
 	return applied
 }
 
-func (f ledgerFixture) position(t *testing.T, sale inventory.SaleID) inventory.Position {
+func (f ledgerFixture) position(t *testing.T, sale inventory.SaleID) ledger.Position {
 	t.Helper()
 	p, err := f.ledger.Position(context.Background(), sale)
 	if err != nil {
@@ -119,7 +120,7 @@ func TestLedgerCountsEveryTransitionOnce(t *testing.T) {
 			t.Fatalf("%s was not applied the first time", ev.ID)
 		}
 	}
-	want := inventory.Position{Stock: 100}
+	want := ledger.Position{Stock: 100}
 	for i, id := range slices.Sorted(maps.Keys(orders)) {
 		want.Sold += int64(orders[id])
 		if i%4 == 2 || i%4 == 3 {
@@ -193,7 +194,7 @@ func TestLedgerCancelsTheNewestExcessOrders(t *testing.T) {
 		t.Fatalf("position %+v", p)
 	}
 	// The order service cancels c and emits its event: the sale is whole.
-	f.mustApply(t, testenv.OrderEvent("cancelled", c, sale, 1, inventory.ReasonOversold))
+	f.mustApply(t, testenv.OrderEvent("cancelled", c, sale, 1, ledger.ReasonOversold))
 	if p := f.position(t, sale); p.Net() != 2 || p.Excess() != 0 {
 		t.Fatalf("after the cancellation: %+v", p)
 	}

@@ -1,4 +1,4 @@
-package inventory_test
+package ledger_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/ledger"
 )
 
 // transitions is, for three sales, orders created, paid, cancelled and
@@ -38,7 +39,7 @@ func transitions(sales []inventory.SaleID) []inbox.Event {
 		case 4:
 			evs = append(evs, testenv.OrderEvent("created", id, sale, q+1, ""), created)
 		case 5:
-			evs = append(evs, testenv.OrderEvent("paid", id, sale, q, ""), testenv.OrderEvent("cancelled", id, sale, q, inventory.ReasonOversold))
+			evs = append(evs, testenv.OrderEvent("paid", id, sale, q, ""), testenv.OrderEvent("cancelled", id, sale, q, ledger.ReasonOversold))
 		}
 		if i == 7 {
 			evs = append(evs, inbox.Event{ID: testenv.EventID(), Source: "/t", Type: "flashsale.sale.created", Data: []byte(`{}`)})
@@ -109,7 +110,7 @@ func TestLedgerBatchMatchesOneByOne(t *testing.T) {
 func TestLedgerBatchCountsARepeatedTransitionOnce(t *testing.T) {
 	f := newLedgerFixture(t)
 	var logs testenv.SyncBuffer
-	ledger := inventory.NewLedger(f.db, f.cancel, slog.New(slog.NewTextHandler(&logs, nil)))
+	ledger := ledger.New(f.db, f.cancel, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := context.Background()
 	sale, x, y := f.sale(t, 100), testenv.NextOrderID(), testenv.NextOrderID()
 	f.mustApply(t, testenv.OrderEvent("created", y, sale, 1, ""))
@@ -172,7 +173,7 @@ func TestLedgerBatchFailsLikeHandle(t *testing.T) {
 	wrongSubject.Subject = "42"
 	for _, bad := range []inbox.Event{
 		testenv.OrderEvent("created", testenv.NextOrderID(), sale, 0, ""),
-		{ID: testenv.EventID(), Source: "/t", Type: inventory.EventOrderPaid, Subject: "1", Data: []byte(`{"order_id":"x"}`)},
+		{ID: testenv.EventID(), Source: "/t", Type: ledger.EventOrderPaid, Subject: "1", Data: []byte(`{"order_id":"x"}`)},
 		wrongSubject,
 	} {
 		good := testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, "")

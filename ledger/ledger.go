@@ -1,4 +1,8 @@
-package inventory
+// Package ledger is the inventory consumer of the order events: the
+// durable count of sold units per sale in PostgreSQL database 0, and the
+// check that cancels orders beyond a sale's stock when Redis forgot
+// reservations.
+package ledger
 
 import (
 	"context"
@@ -14,6 +18,7 @@ import (
 
 	"flashsale"
 	"flashsale/consumer/inbox"
+	"flashsale/inventory"
 )
 
 // The order events the ledger reads (docs/events.md).
@@ -60,9 +65,9 @@ type Ledger struct {
 
 type ledgerQueries struct{ apply, applyBatch, position, excess string }
 
-// NewLedger returns the ledger over database 0; cancel is told the orders
+// New returns the ledger over database 0; cancel is told the orders
 // of an oversell.
-func NewLedger(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
+func New(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
 	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.Query("ledger_apply"),
 		applyBatch: flashsale.Query("ledger_apply_batch"), position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess")}}
 }
@@ -87,7 +92,7 @@ func (p Position) Excess() int64 { return max(0, p.Net()-p.Stock) }
 type orderEvent struct {
 	kind     string
 	order    int64
-	sale     SaleID
+	sale     inventory.SaleID
 	quantity int
 	delta    int
 	reason   *string
@@ -115,18 +120,18 @@ func parseOrderEvent(ev inbox.Event) (e orderEvent, ok bool, err error) {
 		Reason   *string `json:"reason"`
 	}
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
-		return e, true, fmt.Errorf("%w: ledger: data of %s: %v", ErrInvalidValue, ev.ID, err)
+		return e, true, fmt.Errorf("%w: ledger: data of %s: %v", inventory.ErrInvalidValue, ev.ID, err)
 	}
 	if e.order, err = strconv.ParseInt(d.OrderID, 10, 64); err != nil || e.order <= 0 {
-		return e, true, fmt.Errorf("%w: ledger: order_id %q of %s", ErrInvalidValue, d.OrderID, ev.ID)
+		return e, true, fmt.Errorf("%w: ledger: order_id %q of %s", inventory.ErrInvalidValue, d.OrderID, ev.ID)
 	}
 	if ev.Subject != "" && ev.Subject != d.OrderID {
-		return e, true, fmt.Errorf("%w: ledger: subject %q is not order_id %q", ErrInvalidValue, ev.Subject, d.OrderID)
+		return e, true, fmt.Errorf("%w: ledger: subject %q is not order_id %q", inventory.ErrInvalidValue, ev.Subject, d.OrderID)
 	}
-	if e.sale, err = ParseSaleID(d.SaleID); err != nil {
+	if e.sale, err = inventory.ParseSaleID(d.SaleID); err != nil {
 		return e, true, fmt.Errorf("ledger: %s: %w", ev.ID, err)
 	}
-	q, err := NewQuantity(d.Quantity)
+	q, err := inventory.NewQuantity(d.Quantity)
 	if err != nil {
 		return e, true, fmt.Errorf("ledger: %s: %w", ev.ID, err)
 	}
@@ -252,7 +257,7 @@ func (l *Ledger) AfterCommit(ctx context.Context, ev inbox.Event) error {
 // every entry of the batch, so checking per event, as AfterCommit does,
 // would read a hot sale's position once per order for nothing.
 func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error {
-	var sales []SaleID
+	var sales []inventory.SaleID
 	for _, ev := range evs {
 		if ev.Type != EventOrderCreated {
 			continue
@@ -276,7 +281,7 @@ func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error 
 // ResolveOversold cancels the newest orders of the sale that exceed its
 // stock, if any. Until their cancelled events reach the ledger the same
 // orders stay in excess and are named again on the next call.
-func (l *Ledger) ResolveOversold(ctx context.Context, id SaleID) error {
+func (l *Ledger) ResolveOversold(ctx context.Context, id inventory.SaleID) error {
 	pos, err := l.Position(ctx, id)
 	if err != nil || pos.Excess() == 0 {
 		return err
@@ -297,11 +302,11 @@ func (l *Ledger) ResolveOversold(ctx context.Context, id SaleID) error {
 }
 
 // Position reads the sale's stock and counters.
-func (l *Ledger) Position(ctx context.Context, id SaleID) (Position, error) {
+func (l *Ledger) Position(ctx context.Context, id inventory.SaleID) (Position, error) {
 	var p Position
 	err := l.db.QueryRow(ctx, l.q.position, id.Int64()).Scan(&p.Stock, &p.Sold, &p.Released)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Position{}, ErrSaleNotFound
+		return Position{}, inventory.ErrSaleNotFound
 	}
 	if err != nil {
 		return Position{}, fmt.Errorf("ledger: position of sale %s: %w", id, err)
@@ -311,7 +316,7 @@ func (l *Ledger) Position(ctx context.Context, id SaleID) (Position, error) {
 
 // Oversold lists, newest first, the fewest newest live orders of the sale
 // whose units cover its excess; none when the sale is within its stock.
-func (l *Ledger) Oversold(ctx context.Context, id SaleID) ([]int64, error) {
+func (l *Ledger) Oversold(ctx context.Context, id inventory.SaleID) ([]int64, error) {
 	rows, err := l.db.Query(ctx, l.q.excess, id.Int64())
 	if err != nil {
 		return nil, fmt.Errorf("ledger: excess orders of sale %s: %w", id, err)
