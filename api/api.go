@@ -30,18 +30,13 @@ import (
 	"flashsale/inventory"
 	"flashsale/live"
 	"flashsale/order"
+	"flashsale/ratelimit"
 )
 
 // Check is one dependency /readyz looks at.
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
-}
-
-// Limits are the rate limits of the API.
-type Limits struct {
-	UserRate, UserBurst int
-	IPRate, IPBurst     int
 }
 
 // Deps is everything the API needs, wired by cmd.
@@ -51,7 +46,7 @@ type Deps struct {
 	Verifier       *auth.Verifier
 	Limiter        *redis_rate.Limiter // rate limits of the endpoints other than the buy path
 	KeyPrefix      string              // prefixes the limiter's Redis keys, like every other key
-	Limits         Limits
+	Limits         ratelimit.Limits
 	TrustedProxies []netip.Prefix
 	MaxBodyBytes   int64
 	Ready          []Check
@@ -314,7 +309,7 @@ func (h *handler) limit(key func(*http.Request) (string, redis_rate.Limit, strin
 		}
 		w.Header().Set("RateLimit-Policy", policy)
 		if res.Allowed == 0 {
-			h.writeError(w, r, &inventory.RateLimitError{Limit: name, RetryAfter: res.RetryAfter})
+			h.writeError(w, r, &ratelimit.Error{Limit: name, RetryAfter: res.RetryAfter})
 			return
 		}
 		next.ServeHTTP(w, r)

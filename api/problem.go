@@ -11,9 +11,9 @@ import (
 
 	"flashsale/auth"
 	"flashsale/inventory"
-	"flashsale/lease"
 	"flashsale/live"
 	"flashsale/order"
+	"flashsale/ratelimit"
 )
 
 // ProblemBase prefixes every problem type; the last path segment names the
@@ -57,36 +57,45 @@ var (
 	kInternal     = kind{"internal-error", "Internal server error", http.StatusInternalServerError}
 )
 
-// errorTable is the one place domain errors meet HTTP. Order matters only
-// where one error wraps another.
+// errorTable is the one place domain errors are named for the outside: the
+// problem each answers as, and the outcome label the metrics count it
+// under. Order matters only where one error wraps another. Rows of kind
+// kInternal only name an outcome: over HTTP they are unknown errors.
 var errorTable = []struct {
-	err  error
-	kind kind
+	err   error
+	kind  kind
+	label string
 }{
-	{auth.ErrUnauthorized, kUnauthorized},
-	{inventory.ErrSoldOut, kSoldOut},
-	{inventory.ErrLimitReached, kLimit},
-	{inventory.ErrSaleNotActive, kNotActive},
-	{inventory.ErrSaleNotFound, kNotFound},
-	{inventory.ErrRateLimited, kRateLimited},
-	{inventory.ErrInvalidSale, kValidation},
-	{inventory.ErrInvalidValue, kValidation},
-	{lease.ErrNotAcquired, kOverloaded},
-	{live.ErrClosed, kNotReady},
-	{order.ErrNotFound, kNotFound},
-	{order.ErrKeyInUse, kKeyInUse},
-	{order.ErrKeyReused, kKeyReused},
-	{order.ErrUnavailable, kUnavailable},
-	{order.ErrOverloaded, kOverloaded},
-	{order.ErrCommitExpired, kOverloaded},
-	{order.ErrCommitUnknown, kOverloaded},
-	{order.ErrInvalidValue, kValidation},
-	{order.ErrAboveLimit, kValidation},
-	{order.ErrNotTransitable, kConflict},
-	{errValidation, kValidation},
-	{errForbidden, kForbidden},
-	{errTooLarge, kTooLarge},
-	{errMediaType, kMediaType},
+	{auth.ErrUnauthorized, kUnauthorized, "unauthorized"},
+	{order.ErrStockRefused, kSoldOut, "stock_refused"}, // before ErrSoldOut, which it wraps
+	{inventory.ErrSoldOut, kSoldOut, "sold_out"},
+	{inventory.ErrLimitReached, kLimit, "limit_reached"},
+	{inventory.ErrSaleNotActive, kNotActive, "sale_not_active"},
+	{inventory.ErrSaleNotFound, kNotFound, "sale_not_found"},
+	{ratelimit.ErrLimited, kRateLimited, "rate_limited"},
+	{inventory.ErrInvalidSale, kValidation, "invalid"},
+	{inventory.ErrInvalidValue, kValidation, "invalid"},
+	{inventory.ErrSaleBusy, kOverloaded, "sale_busy"},
+	{inventory.ErrKeyClaimed, kInternal, "key_claimed"},
+	{inventory.ErrKeyReused, kInternal, "key_reused"},
+	{live.ErrClosed, kNotReady, "not_ready"},
+	{order.ErrNotFound, kNotFound, "not_found"},
+	{order.ErrKeyInUse, kKeyInUse, "key_in_use"},
+	{order.ErrKeyReused, kKeyReused, "key_reused"},
+	{order.ErrUnavailable, kUnavailable, "unavailable"},
+	{order.ErrOverloaded, kOverloaded, "overloaded"},
+	{order.ErrCommitExpired, kOverloaded, "commit_expired"},
+	{order.ErrCommitUnknown, kOverloaded, "commit_unknown"},
+	{order.ErrInvalidValue, kValidation, "invalid"},
+	{order.ErrAboveLimit, kValidation, "invalid"},
+	{order.ErrNotTransitable, kConflict, "not_transitable"},
+	{order.ErrDuplicate, kInternal, "duplicate"},
+	{errValidation, kValidation, "invalid"},
+	{errForbidden, kForbidden, "forbidden"},
+	{errTooLarge, kTooLarge, "too_large"},
+	{errMediaType, kMediaType, "media_type"},
+	{context.Canceled, kInternal, "canceled"},
+	{context.DeadlineExceeded, kInternal, "timeout"},
 }
 
 // Errors raised by the HTTP layer itself.
@@ -97,13 +106,29 @@ var (
 	errMediaType  = errors.New("unsupported media type")
 )
 
+// kindOf is the problem err answers as, and whether it is a known one.
 func kindOf(err error) (kind, bool) {
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
-			return row.kind, true
+			return row.kind, row.kind != kInternal
 		}
 	}
 	return kInternal, false
+}
+
+// Outcome is the metrics label of err: "ok" for nil, the table's label for
+// a named error, and "error" for anything else. The labels are a fixed
+// set, so the series stay few.
+func Outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.label
+		}
+	}
+	return "error"
 }
 
 // writeError answers err as problem+json. Known errors carry their own
@@ -123,7 +148,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			"request_id", requestID(r), "err", err)
 		detail = "the server failed to handle the request; it has been logged"
 	}
-	var rl *inventory.RateLimitError
+	var rl *ratelimit.Error
 	var ua *order.UnavailableError
 	switch {
 	case errors.As(err, &rl):

@@ -144,5 +144,14 @@ func (h *handler) reconcile(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, reconciledJSON{Confirmed: res.Confirmed, Released: res.Released,
+		UnitsReturned: res.UnitsReturned, Pending: res.Pending})
+}
+
+// reconciledJSON is the answer of a reconciliation (openapi.json's Reconciled).
+type reconciledJSON struct {
+	Confirmed     int `json:"confirmed"`
+	Released      int `json:"released"`
+	UnitsReturned int `json:"units_returned"`
+	Pending       int `json:"pending"`
 }

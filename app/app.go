@@ -28,6 +28,8 @@ import (
 	"flashsale/dashboard"
 	"flashsale/dbschema"
 	"flashsale/inventory"
+	"flashsale/inventory/invpg"
+	"flashsale/inventory/invredis"
 	"flashsale/lease"
 	"flashsale/ledger"
 	"flashsale/live"
@@ -36,6 +38,7 @@ import (
 	"flashsale/order"
 	"flashsale/order/orderpg"
 	"flashsale/outbox"
+	"flashsale/ratelimit"
 	"flashsale/shard"
 )
 
@@ -47,10 +50,10 @@ type App struct {
 	redis     []*redis.Client // node 1 first; the buy path's client
 	lockNodes []*redis.Client // short retries: a down node must not stall a lock
 	store     *orderpg.Store
-	reserver  *inventory.BatchedStock
-	soldOut   *inventory.SoldOut
+	reserver  *invredis.BatchedStock
+	soldOut   *invredis.SoldOut
 	sales     *inventory.Service
-	watcher   *inventory.Watcher // rebuilds Redis from PostgreSQL when node 1 lost data
+	watcher   *invredis.Watcher // rebuilds Redis from PostgreSQL when node 1 lost data
 	orders    *order.Service
 	expirer   *order.Expirer
 	handler   http.Handler
@@ -69,7 +72,7 @@ type App struct {
 // New connects to every dependency, applies migrations when configured and
 // builds the handler. Close releases what New opened.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
+	a := &App{cfg: cfg, log: log, metrics: metrics.New(api.Outcome)}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -121,21 +124,21 @@ func (a *App) connect(ctx context.Context) error {
 func (a *App) wire(m shard.Map) {
 	cfg := a.cfg
 	node1 := a.redis[0]
-	stock := inventory.NewStock(node1, cfg.RedisPrefix, inventory.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
+	stock := invredis.NewStock(node1, cfg.RedisPrefix, ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
 		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
-	saleStore := inventory.NewSaleStore(a.pools[0])
+	saleStore := invpg.NewSaleStore(a.pools[0])
 	// Only the buy path batches: a flash sale's burst is where round trips
 	// add up. Two round trips in flight: Redis runs one batch while the
 	// next one's request and the last one's reply travel.
-	a.reserver = inventory.NewBatchedStock(stock, cfg.ReserveBatch, 2)
+	a.reserver = invredis.NewBatchedStock(stock, cfg.ReserveBatch, 2)
 	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
 		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }, Log: a.log})
-	a.soldOut = inventory.NewSoldOut(stock, a.store, a.log)
+	a.soldOut = invredis.NewSoldOut(stock, a.store, a.log)
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
-	a.sales = inventory.NewService(saleStore, stock, a.soldOut, locker, a.store, a.store, cfg.ReservationGrace, a.log)
+	a.sales = inventory.NewService(saleStore, stock, a.soldOut, invredis.Locker{L: locker}, a.store, a.store, cfg.ReservationGrace, a.log)
 	// The second round comes past the commit deadline (plus a second of
 	// clock skew) of any reservation in flight when node 1 lost it.
-	a.watcher = inventory.NewWatcher(a.sales, inventory.WatchConfig{Every: time.Second, Again: cfg.CommitDeadline + time.Second}, a.log)
+	a.watcher = invredis.NewWatcher(a.sales, stock, invredis.WatchConfig{Every: time.Second, Again: cfg.CommitDeadline + time.Second}, a.log)
 	a.metrics.RedisWatch(a.watcher)
 	notify := a.wireLive(node1)
 	// The buy path's dependencies, measured as the order service sees them:
@@ -157,7 +160,7 @@ func (a *App) wire(m shard.Map) {
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
 		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
-		Limits:         api.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
+		Limits:         ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
 		Page: dashboard.Handler(), Figures: a.figures.JSON, Closing: a.closing,
 		Observer: a.metrics.HTTP(), AccessLog: api.AccessLog(cfg.AccessLog),
@@ -246,7 +249,7 @@ func (a *App) wireConsumers() error {
 func (a *App) Consumers() []*consumer.Consumer { return a.consumers }
 
 // Watcher watches Redis node 1 for lost data, for its statistics.
-func (a *App) Watcher() *inventory.Watcher { return a.watcher }
+func (a *App) Watcher() *invredis.Watcher { return a.watcher }
 
 // Relay is the outbox relay, for its statistics.
 func (a *App) Relay() *outbox.Relay { return a.relay }

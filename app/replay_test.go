@@ -10,7 +10,9 @@ import (
 	"flashsale/config"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invredis"
 	"flashsale/order"
+	"flashsale/ratelimit"
 )
 
 // sameAnswer fails unless r replays first: 201, the same Location, the
@@ -121,7 +123,7 @@ func TestSoldOutWhileHeldIsRetryable(t *testing.T) {
 		t.Fatalf("buying: %d %s", r.Status, r.Body)
 	}
 	// A reservation whose commit has not happened: straight through Redis.
-	stock := inventory.NewStock(testenv.Redis(t, s.cfg, 0), s.cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
+	stock := invredis.NewStock(testenv.Redis(t, s.cfg, 0), s.cfg.RedisPrefix, ratelimit.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
 	id, err := inventory.ParseSaleID(sale)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +170,7 @@ func TestSoldOutWhileHeldIsRetryable(t *testing.T) {
 func TestHeldTurnsGoneWhenTheCommitLands(t *testing.T) {
 	s := start(t, func(c *config.Config) { c.UserRate, c.UserBurst = 1000, 1000 })
 	sale := s.createSale(1, 1)
-	stock := inventory.NewStock(testenv.Redis(t, s.cfg, 0), s.cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
+	stock := invredis.NewStock(testenv.Redis(t, s.cfg, 0), s.cfg.RedisPrefix, ratelimit.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
 	id, err := inventory.ParseSaleID(sale)
 	if err != nil {
 		t.Fatal(err)

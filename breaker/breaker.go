@@ -20,6 +20,7 @@ import (
 
 	"flashsale/inventory"
 	"flashsale/order"
+	"flashsale/ratelimit"
 )
 
 // Settings tune every breaker.
@@ -151,7 +152,7 @@ func classify(ctx context.Context, err error) verdict {
 // listed here or it would open the breaker.
 var domain = []error{
 	inventory.ErrSoldOut, inventory.ErrLimitReached, inventory.ErrSaleNotActive, inventory.ErrSaleNotFound,
-	inventory.ErrRateLimited, inventory.ErrKeyClaimed, inventory.ErrKeyReused, inventory.ErrStaleFence,
+	ratelimit.ErrLimited, inventory.ErrKeyClaimed, inventory.ErrKeyReused, inventory.ErrStaleFence,
 	inventory.ErrInvalidSale, inventory.ErrInvalidValue,
 	order.ErrNotFound, order.ErrKeyInUse, order.ErrKeyReused, order.ErrOverloaded, order.ErrInvalidValue,
 	order.ErrAboveLimit, order.ErrCommitExpired, order.ErrDuplicate, order.ErrNotTransitable,

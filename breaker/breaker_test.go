@@ -13,6 +13,7 @@ import (
 
 	"flashsale/inventory"
 	"flashsale/order"
+	"flashsale/ratelimit"
 	"flashsale/shard"
 )
 
@@ -60,7 +61,7 @@ func TestClassify(t *testing.T) {
 		{"nil", live, nil, success},
 		{"sold out", live, inventory.ErrSoldOut, success},
 		{"limit reached", live, fmt.Errorf("wrapped: %w", inventory.ErrLimitReached), success},
-		{"rate limited", live, &inventory.RateLimitError{Limit: "buyer", RetryAfter: time.Second}, success},
+		{"rate limited", live, &ratelimit.Error{Limit: "buyer", RetryAfter: time.Second}, success},
 		{"key claimed", live, inventory.ErrKeyClaimed, success},
 		{"duplicate", live, order.ErrDuplicate, success},
 		{"not found", live, order.ErrNotFound, success},

@@ -153,7 +153,7 @@ func TestBatchesApplyManyEventsPerTransaction(t *testing.T) {
 		t.Errorf("%d events took %d transactions, want fewer than %d", len(evs), txs, len(evs)/5)
 	}
 	// A lone message takes the one-event path and its statement.
-	batched, single := st.count(flashsale.Query("ledger_apply_batch")), st.count(flashsale.Query("ledger_apply"))
+	batched, single := st.count(flashsale.SQL.LedgerApplyBatch), st.count(flashsale.SQL.LedgerApply)
 	if batched == 0 || batched+single != txs {
 		t.Errorf("%d batched and %d single ledger statements in %d transactions, want one per transaction", batched, single, txs)
 	}

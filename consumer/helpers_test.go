@@ -22,6 +22,7 @@ import (
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invpg"
 	"flashsale/ledger"
 )
 
@@ -35,7 +36,7 @@ type stack struct {
 	dlq    string
 	group  string
 	w      *kafka.Writer
-	sales  *inventory.SaleStore
+	sales  *invpg.SaleStore
 	cancel *cancellations
 }
 
@@ -45,7 +46,7 @@ func newStack(t testing.TB) *stack {
 	s := &stack{cfg: cfg, db: testenv.Pools(t, cfg)[0], group: "test-" + randHex(6), cancel: &cancellations{}}
 	s.topic = createTopic(t, cfg.KafkaBrokers, "test-"+randHex(6), 4)
 	s.dlq = createTopic(t, cfg.KafkaBrokers, s.topic+".dlq", 1)
-	s.sales = inventory.NewSaleStore(s.db)
+	s.sales = invpg.NewSaleStore(s.db)
 	tr := &kafka.Transport{}
 	s.w = &kafka.Writer{Addr: kafka.TCP(cfg.KafkaBrokers...), Topic: s.topic, Transport: tr, Balancer: &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}

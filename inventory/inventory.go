@@ -1,8 +1,11 @@
-// Package inventory owns sales and their stock: the sales table in
-// PostgreSQL (the truth), the live stock in Redis reserved by Lua scripts
-// (the speed), the per-instance sold-out fast path, RedLock with fencing
-// tokens for what one script cannot make atomic, and the reconciler that
-// repairs what a crash left between the two.
+// Package inventory is the stock domain: sales and their values, what a
+// reservation asks and answers, the sold-out verdicts, and the admin
+// Service that creates, restocks, rebuilds and reconciles sales under a
+// per-sale lease. It names its stores as interfaces (Sales, LiveStock,
+// SoldOutMemory, Locker, OrderLookup, Allotter) and imports none: the
+// Redis side lives in inventory/invredis, the sales table in
+// inventory/invpg, and the count of units sold from the order events in
+// package ledger.
 package inventory
 
 import (
@@ -18,10 +21,10 @@ var (
 	ErrLimitReached  = errors.New("inventory: purchase limit reached")
 	ErrSaleNotActive = errors.New("inventory: sale not active")
 	ErrSaleNotFound  = errors.New("inventory: sale not found")
-	ErrRateLimited   = errors.New("inventory: rate limited")
 	ErrKeyClaimed    = errors.New("inventory: idempotency key already claimed with this request")
 	ErrKeyReused     = errors.New("inventory: idempotency key reused with another request")
 	ErrStaleFence    = errors.New("inventory: fencing token is stale; another holder has written since")
+	ErrSaleBusy      = errors.New("inventory: another instance is changing the sale")
 	ErrInvalidSale   = errors.New("inventory: invalid sale")
 	ErrInvalidValue  = errors.New("inventory: invalid value")
 )
@@ -157,16 +160,3 @@ func validCurrency(c string) bool {
 	}
 	return true
 }
-
-// RateLimitError says which limit refused a request and when to come back.
-type RateLimitError struct {
-	Limit      string // "buyer" or "ip"
-	RetryAfter time.Duration
-}
-
-func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("inventory: %s rate limit, retry after %s", e.Limit, e.RetryAfter)
-}
-
-// Unwrap makes errors.Is(err, ErrRateLimited) true.
-func (e *RateLimitError) Unwrap() error { return ErrRateLimited }

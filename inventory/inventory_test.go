@@ -10,16 +10,19 @@ import (
 
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invpg"
+	"flashsale/inventory/invredis"
 	"flashsale/lease"
 	"flashsale/order/orderpg"
+	"flashsale/ratelimit"
 	"flashsale/shard"
 )
 
 // fixture is inventory on the real stack: sales in PostgreSQL, stock in
 // Redis node 1, leases over all three nodes.
 type fixture struct {
-	sales  *inventory.SaleStore
-	stock  *inventory.Stock
+	sales  *invpg.SaleStore
+	stock  *invredis.Stock
 	locker *lease.Locker
 	svc    *inventory.Service
 	node1  *redis.Client // the stock's client
@@ -55,15 +58,15 @@ func newFixture(t testing.TB, leaseTTL, grace time.Duration, orders inventory.Or
 	for i := range cfg.RedisAddrs {
 		nodes = append(nodes, testenv.Redis(t, cfg, i))
 	}
-	f := fixture{sales: inventory.NewSaleStore(pools[0]), node1: nodes[0], prefix: cfg.RedisPrefix}
-	f.stock = inventory.NewStock(nodes[0], cfg.RedisPrefix, inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
+	f := fixture{sales: invpg.NewSaleStore(pools[0]), node1: nodes[0], prefix: cfg.RedisPrefix}
+	f.stock = invredis.NewStock(nodes[0], cfg.RedisPrefix, ratelimit.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1000, IPBurst: 1000})
 	f.locker = lease.NewLocker(nodes, cfg.RedisPrefix, leaseTTL, f.sales.NextToken)
 	m, err := shard.NewMap(cfg.Shards, len(pools))
 	if err != nil {
 		t.Fatal(err)
 	}
 	allot := orderpg.New(pools, m, orderpg.Options{}) // only allots: nothing here commits orders
-	f.svc = inventory.NewService(f.sales, f.stock, inventory.NewSoldOut(f.stock, noLiveUnits{}, testenv.Logger(t)), f.locker, orders, allot, grace, testenv.Logger(t))
+	f.svc = inventory.NewService(f.sales, f.stock, invredis.NewSoldOut(f.stock, noLiveUnits{}, testenv.Logger(t)), invredis.Locker{L: f.locker}, orders, allot, grace, testenv.Logger(t))
 	return f
 }
 

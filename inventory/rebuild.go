@@ -3,36 +3,10 @@ package inventory
 import (
 	"context"
 	_ "embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
-
-//go:embed lua/rebuild.lua
-var rebuildLua string
-
-// rebuildScript is shared: a Script is its source and hash, nothing more.
-var rebuildScript = redis.NewScript(rebuildLua)
-
-// LiveOrder is an order that holds units of its sale: pending payment or
-// paid.
-type LiveOrder struct {
-	Buyer       string
-	Key         string
-	Qty         int
-	RequestHash []byte
-}
-
-// Rebuilt counts what one rebuild of a sale found.
-type Rebuilt struct {
-	Stock    int // units left once rebuilt
-	Added    int // live orders whose reservation Redis had lost
-	Dropped  int // confirmed reservations of orders no longer live (their release was lost)
-	Released int // orders closed while the rebuild ran, released again
-}
 
 // liveWindow is how long after its end a sale is still rebuilt and
 // reconciled: its orders may still close and release units until then.
@@ -97,7 +71,7 @@ func (s *Service) releaseClosed(ctx context.Context, id SaleID, before, after []
 			continue
 		}
 		// The claim stays: a retry of the order's request still replays it.
-		n, left, err := s.stock.releaseFenced(ctx, id, o.Buyer, o.Key, false, token)
+		n, left, err := s.stock.ReleaseFenced(ctx, id, o.Buyer, o.Key, false, token)
 		if err != nil {
 			return out, err
 		}
@@ -145,43 +119,12 @@ func (s *Service) align(ctx context.Context, sale Sale, token int64) error {
 	return err
 }
 
-// Rebuild runs lua/rebuild.lua for the sale with its live orders, as read
-// from PostgreSQL; token is the fencing token of the lease the caller
-// holds.
-func (s *Stock) Rebuild(ctx context.Context, sale Sale, live []LiveOrder, token int64) (Rebuilt, error) {
-	sk := s.saleKey(sale.ID)
-	keys := append(make([]string, 0, 3+len(live)), sk, sk+":buyers", sk+":res")
-	args := append(make([]any, 0, 8+3*len(live)), token, sale.Stock, sale.StartsAt.UnixMilli(), sale.EndsAt.UnixMilli(),
-		sale.PerUserLimit, int(ClaimTTL/time.Second), s.Channel(), sale.ID.String())
-	for _, o := range live {
-		keys = append(keys, s.claimKey(sale.ID, o.Buyer, o.Key))
-		args = append(args, field(o.Buyer, o.Key), o.Qty, hex.EncodeToString(o.RequestHash))
-	}
-	res, err := rebuildScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
-	if err != nil {
-		return Rebuilt{}, fmt.Errorf("inventory: rebuild: %w", err)
-	}
-	if res[3] == 1 {
-		return Rebuilt{}, ErrStaleFence
-	}
-	return Rebuilt{Stock: int(res[0]), Added: int(res[1]), Dropped: int(res[2])}, nil
-}
-
-// rememberClosed puts the keys of the sale's closed orders back in its
-// closed set, which release.lua keeps and Redis may have lost: a key there
-// only sends its buyer to PostgreSQL once the sale is sold out, so adding
-// one again, or one a concurrent cancel adds too, is harmless.
+// rememberClosed puts the keys of the sale's closed orders back among the
+// keys that may have an order, which the live stock may have lost.
 func (s *Service) rememberClosed(ctx context.Context, id SaleID) error {
 	keys, err := s.orders.ClosedKeys(ctx, id)
 	if err != nil || len(keys) == 0 {
 		return err
 	}
-	fields := make([]any, len(keys))
-	for i, k := range keys {
-		fields[i] = field(k.Buyer, k.Key)
-	}
-	if err := s.stock.rdb.SAdd(ctx, s.stock.saleKey(id)+":closed", fields...).Err(); err != nil {
-		return fmt.Errorf("inventory: rebuild closed keys: %w", err)
-	}
-	return nil
+	return s.stock.RememberClosed(ctx, id, keys)
 }

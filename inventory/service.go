@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"flashsale/lease"
 )
 
 // BuyerKey is a buyer's idempotency key: what a reservation and its order
@@ -30,13 +28,56 @@ type Allotter interface {
 	Allot(ctx context.Context, sale SaleID, stock int) error
 }
 
+// Sales is the store of record of sales (PostgreSQL database 0). Writes
+// that a lease guards carry its fencing token, which the store refuses
+// once a later holder has written (ErrStaleFence).
+type Sales interface {
+	SaleReader
+	Create(ctx context.Context, n NewSale) (Sale, error)
+	AddStock(ctx context.Context, id SaleID, q Quantity, token int64) (Sale, error)
+	Fence(ctx context.Context, id SaleID, token int64) error
+	// Live lists the sales that have not ended, or ended less than ago.
+	Live(ctx context.Context, ago time.Duration) ([]SaleID, error)
+}
+
+// LiveStock is the stock as the buy path reads it (Redis): the admin side
+// rebuilds it from the orders, raises it on restock and settles its
+// reservations. Every write carries the caller's fencing token.
+type LiveStock interface {
+	Rebuild(ctx context.Context, sale Sale, live []LiveOrder, token int64) (Rebuilt, error)
+	// Warm raises the sale's total to the sale's stock; ErrSaleNotFound
+	// when the live stock does not hold the sale.
+	Warm(ctx context.Context, sale Sale, token int64) (int, error)
+	Remaining(ctx context.Context, id SaleID) (int, error)
+	Holds(ctx context.Context, id SaleID) ([]Held, error)
+	// ReleaseFenced gives a reservation's units back, and reports them and
+	// the stock left.
+	ReleaseFenced(ctx context.Context, id SaleID, buyer, key string, forget bool, token int64) (units, left int, err error)
+	ConfirmHolds(ctx context.Context, id SaleID, holds []Held, token int64) error
+	// RememberClosed adds closed orders' keys to the sale's set of keys
+	// that may have an order.
+	RememberClosed(ctx context.Context, id SaleID, keys []BuyerKey) error
+}
+
+// SoldOutMemory is each instance's memory of sold-out sales.
+type SoldOutMemory interface {
+	Shortage(ctx context.Context, id SaleID) (Shortage, bool)
+	Reopen(id SaleID)
+}
+
+// Locker runs work under a named lease with its fencing token; it answers
+// ErrSaleBusy when another holder keeps the lease past wait.
+type Locker interface {
+	Hold(ctx context.Context, name string, wait time.Duration, fn func(token int64) error) error
+}
+
 // Service is the admin side of inventory: creating, restocking and
 // reconciling sales, each guarded by a per-sale lease.
 type Service struct {
-	sales   *SaleStore
-	stock   *Stock
-	soldOut *SoldOut
-	locker  *lease.Locker
+	sales   Sales
+	stock   LiveStock
+	soldOut SoldOutMemory
+	locker  Locker
 	orders  OrderLookup
 	allot   Allotter
 	grace   time.Duration
@@ -46,7 +87,7 @@ type Service struct {
 
 // NewService wires the admin side; grace is how old a reservation without
 // an order must be before its stock is returned.
-func NewService(sales *SaleStore, stock *Stock, soldOut *SoldOut, locker *lease.Locker, orders OrderLookup,
+func NewService(sales Sales, stock LiveStock, soldOut SoldOutMemory, locker Locker, orders OrderLookup,
 	allot Allotter, grace time.Duration, log *slog.Logger) *Service {
 	return &Service{sales: sales, stock: stock, soldOut: soldOut, locker: locker, orders: orders, allot: allot,
 		grace: grace, log: log, now: time.Now}
@@ -153,20 +194,15 @@ func (s *Service) Restock(ctx context.Context, id SaleID, q Quantity) (SaleView,
 
 // guarded runs fn under the sale's lease with its fencing token.
 func (s *Service) guarded(ctx context.Context, id SaleID, fn func(token int64) error) error {
-	lease, err := s.locker.Acquire(ctx, "sale:"+id.String(), lockWait)
-	if err != nil {
-		return err
-	}
-	defer lease.Release(ctx)
-	return fn(lease.Token)
+	return s.locker.Hold(ctx, "sale:"+id.String(), lockWait, fn)
 }
 
 // Reconciled counts what one reconciliation found.
 type Reconciled struct {
-	Confirmed     int `json:"confirmed"`
-	Released      int `json:"released"`
-	UnitsReturned int `json:"units_returned"`
-	Pending       int `json:"pending"`
+	Confirmed     int // reservations whose order is durable
+	Released      int // reservations without an order, given back
+	UnitsReturned int // their units
+	Pending       int // reservations younger than the grace period
 }
 
 // Reconcile compares the sale's Redis reservations with PostgreSQL's
@@ -226,7 +262,7 @@ func (s *Service) settle(ctx context.Context, id SaleID, token int64) (Reconcile
 			durable = append(durable, h)
 			continue
 		}
-		n, _, err := s.stock.releaseFenced(ctx, id, h.Buyer, h.Key, true, token)
+		n, _, err := s.stock.ReleaseFenced(ctx, id, h.Buyer, h.Key, true, token)
 		if err != nil {
 			return out, err
 		}
@@ -234,7 +270,7 @@ func (s *Service) settle(ctx context.Context, id SaleID, token int64) (Reconcile
 		out.UnitsReturned += n
 	}
 	out.Confirmed = len(durable)
-	return out, s.stock.confirmHolds(ctx, id, durable, token)
+	return out, s.stock.ConfirmHolds(ctx, id, durable, token)
 }
 
 // RunReconciler reconciles every live sale each interval until ctx ends;
@@ -261,7 +297,7 @@ func (s *Service) reconcileAll(ctx context.Context) {
 	for _, id := range ids {
 		r, err := s.Reconcile(ctx, id)
 		switch {
-		case errors.Is(err, lease.ErrNotAcquired), ctx.Err() != nil:
+		case errors.Is(err, ErrSaleBusy), ctx.Err() != nil:
 		case err != nil:
 			s.log.ErrorContext(ctx, "reconciler: sale failed", "sale_id", id.String(), "err", err)
 		case r.Released > 0:

@@ -2,37 +2,13 @@ package inventory
 
 import (
 	"context"
-	_ "embed"
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-)
-
-var (
-	//go:embed lua/reserve.lua
-	reserveLua string
-	//go:embed lua/release.lua
-	releaseLua string
-	//go:embed lua/warm.lua
-	warmLua string
-	//go:embed lua/confirm.lua
-	confirmLua string
 )
 
 // ClaimTTL is how long an idempotency claim lives in Redis; PostgreSQL's
 // unique (user_id, idempotency_key) keeps the guarantee beyond it.
 const ClaimTTL = 25 * time.Hour
-
-// Limits are the GCRA rates folded into the reservation script, saving the
-// round trip a separate rate-limit call would cost every buyer.
-type Limits struct {
-	UserRate, UserBurst int
-	IPRate, IPBurst     int
-}
 
 // Reservation asks for units of a sale for one buyer under one
 // idempotency key.
@@ -60,215 +36,61 @@ type Held struct {
 	Confirmed bool
 }
 
-// Stock is the live stock of every sale in Redis node 1.
-type Stock struct {
-	rdb     *redis.Client
-	prefix  string
-	limits  Limits
-	reserve *redis.Script
-	release *redis.Script
-	warm    *redis.Script
-	confirm *redis.Script
+// LiveOrder is an order that holds units of its sale: pending payment or
+// paid.
+type LiveOrder struct {
+	Buyer       string
+	Key         string
+	Qty         int
+	RequestHash []byte
 }
 
-// NewStock returns the stock kept under prefix on rdb.
-func NewStock(rdb *redis.Client, prefix string, limits Limits) *Stock {
-	return &Stock{
-		rdb: rdb, prefix: prefix, limits: limits,
-		reserve: redis.NewScript(reserveLua), release: redis.NewScript(releaseLua),
-		warm: redis.NewScript(warmLua), confirm: redis.NewScript(confirmLua),
-	}
+// Rebuilt counts what one rebuild of a sale found.
+type Rebuilt struct {
+	Stock    int // units left once rebuilt
+	Added    int // live orders whose reservation Redis had lost
+	Dropped  int // confirmed reservations of orders no longer live (their release was lost)
+	Released int // orders closed while the rebuild ran, released again
 }
 
-// Channel is the pub/sub channel on which stock releases are announced.
-func (s *Stock) Channel() string { return s.prefix + ":reopen" }
+// Verdict is what the sold-out memory answers for one buyer's key.
+type Verdict uint8
 
-func (s *Stock) saleKey(id SaleID) string { return s.prefix + ":{sale:" + id.String() + "}" }
+// Verdicts, from the cheapest to act on to the dearest.
+const (
+	// VerdictOpen: the sale is not known to be sold out; Redis decides.
+	VerdictOpen Verdict = iota
+	// VerdictGone: the sale is sold out and every unit it handed out is in an
+	// order; the refusal is final.
+	VerdictGone
+	// VerdictHeld: the sale is sold out for now, but units are held by
+	// reservations whose commit is still pending (or by closed orders whose
+	// units are on their way back): they may come back, so the refusal is
+	// worth retrying.
+	VerdictHeld
+	// VerdictMaybeWinner: the sale is sold out, but this key reserved units in it,
+	// so it may have made an order that a retry must replay.
+	VerdictMaybeWinner
+)
 
-func field(buyer, key string) string { return buyer + "\x00" + key }
+// ErrSoldOutHeld is the refusal of a buyer while units are only held: it
+// is ErrSoldOut, to be retried after HeldRetryAfter.
+var ErrSoldOutHeld = fmt.Errorf("%w: units are held by orders still committing and may come back", ErrSoldOut)
 
-func (s *Stock) claimKey(id SaleID, buyer, key string) string {
-	return s.saleKey(id) + ":idem:" + field(buyer, key)
+// HeldRetryAfter is when a buyer refused with ErrSoldOutHeld should ask
+// again: the memory re-evaluates held sales this often.
+const HeldRetryAfter = time.Second
+
+// Shortage says why a sold-out sale has nothing left.
+type Shortage struct {
+	Held  bool // units are held by commits still pending and may come back
+	Units int  // the units held; -1 when they could not be counted
 }
 
-// Reserve runs the reservation script: one round trip decides the rate
-// limits, the idempotency claim, the sale window, the buyer's limit and the
-// stock, and takes the units when all allow it.
-func (s *Stock) Reserve(ctx context.Context, r Reservation) (Reserved, error) {
-	keys, args := s.reserveArgs([]Reservation{r})
-	res, err := s.reserve.Run(ctx, s.rdb, keys, args...).Int64Slice()
-	if err != nil {
-		return Reserved{}, fmt.Errorf("inventory: reserve: %w", err)
-	}
-	return reserveOutcome(res)
-}
-
-// reserveArgs are the script's keys and arguments for rs, reservations of
-// one sale (the keys of one call must share its hash tag).
-func (s *Stock) reserveArgs(rs []Reservation) (keys []string, args []any) {
-	l := s.limits
-	keys = make([]string, 0, 6*len(rs))
-	args = append(make([]any, 0, 5+4*len(rs)), l.UserRate, l.UserBurst, l.IPRate, l.IPBurst, int(ClaimTTL/time.Second))
-	for _, r := range rs {
-		sk := s.saleKey(r.Sale)
-		keys = append(keys, sk, sk+":buyers", sk+":res", s.claimKey(r.Sale, r.Buyer, r.Key),
-			sk+":rl:u:"+r.Buyer, sk+":rl:ip:"+r.ClientIP)
-		args = append(args, r.Qty.Int(), r.Fingerprint, r.Buyer, field(r.Buyer, r.Key))
-	}
-	return keys, args
-}
-
-func reserveOutcome(res []int64) (Reserved, error) {
-	if len(res) != 3 {
-		return Reserved{}, fmt.Errorf("inventory: reserve: unexpected reply %v", res)
-	}
-	switch res[0] {
-	case 0:
-		return Reserved{At: time.UnixMilli(res[1]), StockLeft: int(res[2])}, nil
-	case 1:
-		return Reserved{StockLeft: int(res[1])}, ErrSoldOut
-	case 2:
-		return Reserved{}, ErrLimitReached
-	case 3:
-		return Reserved{}, ErrSaleNotActive
-	case 4:
-		return Reserved{}, ErrSaleNotFound
-	case 5:
-		limit := "buyer"
-		if res[2] == 2 {
-			limit = "ip"
-		}
-		return Reserved{}, &RateLimitError{Limit: limit, RetryAfter: time.Duration(res[1]) * time.Millisecond}
-	case 6:
-		return Reserved{}, ErrKeyClaimed
-	case 7:
-		return Reserved{}, ErrKeyReused
-	}
-	return Reserved{}, fmt.Errorf("inventory: reserve: unknown code %d", res[0])
-}
-
-// Release returns a reservation's units to stock, at most once however
-// often it is called; forget also drops the idempotency claim, so that a
-// retry of a request that made no order is judged afresh. It reports the
-// units returned.
-func (s *Stock) Release(ctx context.Context, sale SaleID, buyer, key string, forget bool) (int, error) {
-	n, _, err := s.releaseFenced(ctx, sale, buyer, key, forget, 0)
-	return n, err
-}
-
-// Discard drops a reservation and its idempotency claim without giving its
-// units back: PostgreSQL refused them because the sale has no unit left in
-// truth, so Redis counted units it had lost. Each discard brings Redis one
-// reservation closer to the truth. It reports the units dropped.
-func (s *Stock) Discard(ctx context.Context, sale SaleID, buyer, key string) (int, error) {
-	n, _, err := s.runRelease(ctx, sale, buyer, key, true, 0, false)
-	return n, err
-}
-
-func (s *Stock) releaseFenced(ctx context.Context, sale SaleID, buyer, key string, forget bool, token int64) (int, int, error) {
-	return s.runRelease(ctx, sale, buyer, key, forget, token, true)
-}
-
-// runRelease runs release.lua for one reservation.
-func (s *Stock) runRelease(ctx context.Context, sale SaleID, buyer, key string, forget bool, token int64, giveBack bool) (int, int, error) {
-	sk := s.saleKey(sale)
-	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key), sk + ":closed"},
-		field(buyer, key), buyer, flag(forget), s.Channel(), sale.String(), token, flag(giveBack)).Int64Slice()
-	if err != nil {
-		return 0, 0, fmt.Errorf("inventory: release: %w", err)
-	}
-	if res[2] == 1 {
-		return 0, 0, ErrStaleFence
-	}
-	return int(res[0]), int(res[1]), nil
-}
-
-func flag(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
-// Warm raises a sale's stock in Redis to PostgreSQL's total; token is the
-// fencing token of the lock the caller holds. A sale Redis does not hold is
-// ErrSaleNotFound: only Rebuild creates one, from the orders.
-func (s *Stock) Warm(ctx context.Context, sale Sale, token int64) (int, error) {
-	res, err := s.warm.Run(ctx, s.rdb, []string{s.saleKey(sale.ID)}, sale.Stock, sale.StartsAt.UnixMilli(),
-		sale.EndsAt.UnixMilli(), sale.PerUserLimit, token, s.Channel(), sale.ID.String()).Int64Slice()
-	if err != nil {
-		return 0, fmt.Errorf("inventory: warm: %w", err)
-	}
-	switch {
-	case res[2] == 1:
-		return 0, ErrStaleFence
-	case res[3] == 1:
-		return 0, ErrSaleNotFound
-	}
-	return int(res[0]), nil
-}
-
-// Remaining is the live stock of a sale, and ErrSaleNotFound when Redis
-// does not hold it.
-func (s *Stock) Remaining(ctx context.Context, sale SaleID) (int, error) {
-	n, err := s.rdb.HGet(ctx, s.saleKey(sale), "stock").Int()
-	if errors.Is(err, redis.Nil) {
-		return 0, ErrSaleNotFound
-	}
-	if err != nil {
-		return 0, fmt.Errorf("inventory: remaining: %w", err)
-	}
-	return n, nil
-}
-
-// Holds lists the sale's reservations.
-func (s *Stock) Holds(ctx context.Context, sale SaleID) ([]Held, error) {
-	m, err := s.rdb.HGetAll(ctx, s.saleKey(sale)+":res").Result()
-	if err != nil {
-		return nil, fmt.Errorf("inventory: holds: %w", err)
-	}
-	out := make([]Held, 0, len(m))
-	for f, v := range m {
-		h, ok := parseHeld(f, v)
-		if !ok {
-			return nil, fmt.Errorf("inventory: holds: malformed reservation %q=%q", f, v)
-		}
-		out = append(out, h)
-	}
-	return out, nil
-}
-
-func parseHeld(f, v string) (Held, bool) {
-	buyer, key, ok := strings.Cut(f, "\x00")
-	parts := strings.Split(v, ":")
-	if !ok || len(parts) < 2 {
-		return Held{}, false
-	}
-	qty, err1 := strconv.Atoi(parts[0])
-	ms, err2 := strconv.ParseInt(parts[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return Held{}, false
-	}
-	return Held{Buyer: buyer, Key: key, Qty: qty, At: time.UnixMilli(ms), Confirmed: len(parts) == 3 && parts[2] == "c"}, true
-}
-
-// confirmHolds marks the reservations whose orders are durable.
-func (s *Stock) confirmHolds(ctx context.Context, sale SaleID, holds []Held, token int64) error {
-	if len(holds) == 0 {
-		return nil
-	}
-	args := make([]any, 0, len(holds)+1)
-	args = append(args, token)
-	for _, h := range holds {
-		args = append(args, field(h.Buyer, h.Key))
-	}
-	sk := s.saleKey(sale)
-	res, err := s.confirm.Run(ctx, s.rdb, []string{sk, sk + ":res"}, args...).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("inventory: confirm: %w", err)
-	}
-	if res[1] == 1 {
-		return ErrStaleFence
-	}
-	return nil
+// LiveUnits counts the units of a sale in live orders (pending payment or
+// paid) over every shard; the order store implements it. The sold-out
+// memory subtracts them from what Redis has handed out to tell units still
+// held by commits in flight from units that are gone.
+type LiveUnits interface {
+	LiveUnits(ctx context.Context, sale SaleID) (int, error)
 }

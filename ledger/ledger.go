@@ -68,8 +68,8 @@ type ledgerQueries struct{ apply, applyBatch, position, excess string }
 // New returns the ledger over database 0; cancel is told the orders
 // of an oversell.
 func New(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
-	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.Query("ledger_apply"),
-		applyBatch: flashsale.Query("ledger_apply_batch"), position: flashsale.Query("ledger_position"), excess: flashsale.Query("ledger_excess")}}
+	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.SQL.LedgerApply,
+		applyBatch: flashsale.SQL.LedgerApplyBatch, position: flashsale.SQL.LedgerPosition, excess: flashsale.SQL.LedgerExcess}}
 }
 
 // Position is a sale's stock and what the ledger counted against it.

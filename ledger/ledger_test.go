@@ -14,6 +14,7 @@ import (
 	"flashsale/consumer/inbox"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invpg"
 	"flashsale/ledger"
 )
 
@@ -43,7 +44,7 @@ func (c *cancellations) all() [][]int64 {
 
 type ledgerFixture struct {
 	db     *pgxpool.Pool
-	sales  *inventory.SaleStore
+	sales  *invpg.SaleStore
 	ledger *ledger.Ledger
 	cancel *cancellations
 }
@@ -53,7 +54,7 @@ func newLedgerFixture(t *testing.T) ledgerFixture {
 	cfg := testenv.Config(t, 2)
 	db := testenv.Pools(t, cfg)[0]
 	c := &cancellations{}
-	return ledgerFixture{db: db, sales: inventory.NewSaleStore(db), ledger: ledger.New(db, c, testenv.Logger(t)), cancel: c}
+	return ledgerFixture{db: db, sales: invpg.NewSaleStore(db), ledger: ledger.New(db, c, testenv.Logger(t)), cancel: c}
 }
 
 func (f ledgerFixture) sale(t *testing.T, stock int) inventory.SaleID {

@@ -12,20 +12,23 @@ import (
 )
 
 // timer records operations by name and outcome.
-type timer struct{ h *prometheus.HistogramVec }
+type timer struct {
+	h       *prometheus.HistogramVec
+	outcome func(error) string
+}
 
 func (m *Metrics) newTimer(name, help string) timer {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help,
 		Buckets: latencyBuckets}, []string{"op", "outcome"})
 	m.reg.MustRegister(h)
-	return timer{h}
+	return timer{h, m.outcome}
 }
 
 // timed runs f as op and records how long it took and how it ended.
 func timed[T any](t timer, op string, f func() (T, error)) (T, error) {
 	start := time.Now()
 	v, err := f()
-	t.h.WithLabelValues(op, outcome(err)).Observe(time.Since(start).Seconds())
+	t.h.WithLabelValues(op, t.outcome(err)).Observe(time.Since(start).Seconds())
 	return v, err
 }
 

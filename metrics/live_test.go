@@ -13,7 +13,7 @@ import (
 // over the last tick, quantiles over the window, the HTTP row only when
 // HTTP metrics exist.
 func TestLiveRatesAndQuantilesFromTheDecoratorsSeries(t *testing.T) {
-	m := New()
+	m := New(testOutcome)
 	stock := m.newTimer("stock_seconds", "h")
 	store := m.newTimer("store_seconds", "h")
 	soldOut := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "sold_out_memory_total", Help: "h"}, []string{"event"})

@@ -3,13 +3,13 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"flashsale/inventory"
+	"flashsale/inventory/invredis"
 )
 
 // RedisWatch exports the Redis node 1 watcher's counters, read at scrape
 // time: how often node 1 was found to have lost data, and how many sales
 // were rebuilt from PostgreSQL.
-func (m *Metrics) RedisWatch(w *inventory.Watcher) {
+func (m *Metrics) RedisWatch(w *invredis.Watcher) {
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "redis_data_loss_detections_total",
 			Help: "Times Redis node 1 restarted, was flushed or replaced, or was found new (run_id or epoch key changed)."},

@@ -114,8 +114,8 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{cfg: cfg, secret: key, claim: flashsale.Query("notify_claim"),
-		sent: flashsale.Query("notify_sent"), now: time.Now}, nil
+	return &Sender{cfg: cfg, secret: key, claim: flashsale.SQL.NotifyClaim,
+		sent: flashsale.SQL.NotifySent, now: time.Now}, nil
 }
 
 // BatchSize is the consumer batch size the sender runs with: one event per

@@ -13,9 +13,12 @@ import (
 	"flashsale/config"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invpg"
+	"flashsale/inventory/invredis"
 	"flashsale/lease"
 	"flashsale/order"
 	"flashsale/order/orderpg"
+	"flashsale/ratelimit"
 	"flashsale/shard"
 )
 
@@ -26,7 +29,7 @@ type rebuildRig struct {
 	*rig
 	node1     *redis.Client
 	prefix    string
-	saleStore *inventory.SaleStore
+	saleStore *invpg.SaleStore
 	locker    *lease.Locker
 }
 
@@ -44,16 +47,16 @@ func newRebuildRig(t *testing.T, cfg *config.Config, nodes []*redis.Client) *reb
 	}
 	pools := testenv.Pools(t, cfg)
 	m, _ := shard.NewMap(cfg.Shards, len(pools))
-	r := &rebuildRig{rig: &rig{pools: pools, m: m, stock: &countingStock{Stock: inventory.NewStock(nodes[0], cfg.RedisPrefix,
-		inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1_000_000, IPBurst: 1_000_000})}},
+	r := &rebuildRig{rig: &rig{pools: pools, m: m, stock: &countingStock{Stock: invredis.NewStock(nodes[0], cfg.RedisPrefix,
+		ratelimit.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1_000_000, IPBurst: 1_000_000})}},
 		node1: nodes[0], prefix: cfg.RedisPrefix}
 	r.store = orderpg.New(pools, m, orderpg.Options{MaxBatch: 16, Workers: 2})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.store.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	r.saleStore = inventory.NewSaleStore(pools[0])
-	r.soldOut = inventory.NewSoldOut(r.stock.Stock, r.store, testenv.Logger(t))
+	r.saleStore = invpg.NewSaleStore(pools[0])
+	r.soldOut = invredis.NewSoldOut(r.stock.Stock, r.store, testenv.Logger(t))
 	r.locker = lease.NewLocker(nodes, cfg.RedisPrefix, 5*time.Second, r.saleStore.NextToken)
 	r.sales = r.service(t, r.store, time.Minute)
 	r.faulty = &faultyStore{Store: r.store}
@@ -65,7 +68,7 @@ func newRebuildRig(t *testing.T, cfg *config.Config, nodes []*redis.Client) *reb
 
 // service is another inventory service over the rig's stores.
 func (r *rebuildRig) service(t *testing.T, orders inventory.OrderLookup, grace time.Duration) *inventory.Service {
-	return inventory.NewService(r.saleStore, r.stock.Stock, r.soldOut, r.locker, orders, r.store, grace, testenv.Logger(t))
+	return inventory.NewService(r.saleStore, r.stock.Stock, r.soldOut, invredis.Locker{L: r.locker}, orders, r.store, grace, testenv.Logger(t))
 }
 
 // saleKeys lists every Redis key of the sale: its hash, buyers,
@@ -362,7 +365,7 @@ func TestWatcherRebuildsAfterRestartOrFlush(t *testing.T) {
 		r.place(t, r.svc, sale, b, 1)
 	}
 
-	w := inventory.NewWatcher(r.sales, inventory.WatchConfig{Every: 50 * time.Millisecond, Again: 300 * time.Millisecond},
+	w := invredis.NewWatcher(r.sales, r.stock.Stock, invredis.WatchConfig{Every: 50 * time.Millisecond, Again: 300 * time.Millisecond},
 		testenv.Logger(t))
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error)

@@ -14,9 +14,12 @@ import (
 
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invpg"
+	"flashsale/inventory/invredis"
 	"flashsale/lease"
 	"flashsale/order"
 	"flashsale/order/orderpg"
+	"flashsale/ratelimit"
 	"flashsale/shard"
 )
 
@@ -27,7 +30,7 @@ type rig struct {
 	store   *orderpg.Store
 	stock   *countingStock
 	sales   *inventory.Service
-	soldOut *inventory.SoldOut
+	soldOut *invredis.SoldOut
 	catalog *inventory.Catalog
 	faulty  *faultyStore
 	pools   []*pgxpool.Pool
@@ -38,7 +41,7 @@ type rig struct {
 
 // countingStock counts the reservation calls that reach Redis.
 type countingStock struct {
-	*inventory.Stock
+	*invredis.Stock
 	reserves atomic.Int64
 }
 
@@ -73,19 +76,19 @@ func newRig(t *testing.T) *rig {
 	pools := testenv.Pools(t, cfg)
 	m, _ := shard.NewMap(cfg.Shards, len(pools))
 	node1 := testenv.Redis(t, cfg, 0)
-	r := &rig{stock: &countingStock{Stock: inventory.NewStock(node1, cfg.RedisPrefix,
-		inventory.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1_000_000, IPBurst: 1_000_000})}}
+	r := &rig{stock: &countingStock{Stock: invredis.NewStock(node1, cfg.RedisPrefix,
+		ratelimit.Limits{UserRate: 1000, UserBurst: 1000, IPRate: 1_000_000, IPBurst: 1_000_000})}}
 	r.store = orderpg.New(pools, m, orderpg.Options{MaxBatch: 16, Workers: 2})
 	r.pools, r.m, r.node1, r.prefix = pools, m, node1, cfg.RedisPrefix
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.store.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	sales := inventory.NewSaleStore(pools[0])
-	r.soldOut = inventory.NewSoldOut(r.stock.Stock, r.store, testenv.Logger(t))
+	sales := invpg.NewSaleStore(pools[0])
+	r.soldOut = invredis.NewSoldOut(r.stock.Stock, r.store, testenv.Logger(t))
 	nodes := []*redis.Client{node1, testenv.Redis(t, cfg, 1), testenv.Redis(t, cfg, 2)}
 	locker := lease.NewLocker(nodes, cfg.RedisPrefix, 5*time.Second, sales.NextToken)
-	r.sales = inventory.NewService(sales, r.stock.Stock, r.soldOut, locker, r.store, r.store, time.Minute, testenv.Logger(t))
+	r.sales = inventory.NewService(sales, r.stock.Stock, r.soldOut, invredis.Locker{L: locker}, r.store, r.store, time.Minute, testenv.Logger(t))
 	r.faulty = &faultyStore{Store: r.store}
 	r.catalog = inventory.NewCatalog(sales)
 	r.svc = order.NewService(r.faulty, r.stock, r.catalog, r.soldOut,

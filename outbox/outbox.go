@@ -89,9 +89,9 @@ func New(targets []Target, pub Publisher, locker *lease.Locker, cfg Config, log 
 		}
 		g.targets = append(g.targets, t)
 		r.byName[t.Schema] = g
-		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", t.Schema) }
-		r.q[t.Schema] = queries{fetch: sub("outbox_fetch"), mark: sub("outbox_mark"), claim: sub("outbox_claim"),
-			fence: sub("outbox_fence"), prune: sub("outbox_prune")}
+		sub := func(q string) string { return strings.ReplaceAll(q, "__shard__", t.Schema) }
+		r.q[t.Schema] = queries{fetch: sub(flashsale.SQL.OutboxFetch), mark: sub(flashsale.SQL.OutboxMark), claim: sub(flashsale.SQL.OutboxClaim),
+			fence: sub(flashsale.SQL.OutboxFence), prune: sub(flashsale.SQL.OutboxPrune)}
 	}
 	return r
 }

@@ -26,8 +26,10 @@ import (
 	"flashsale/config"
 	"flashsale/dbschema"
 	"flashsale/inventory"
+	"flashsale/inventory/invredis"
 	"flashsale/order"
 	"flashsale/order/orderpg"
+	"flashsale/ratelimit"
 	"flashsale/shard"
 )
 
@@ -162,7 +164,7 @@ func luaCeiling(ctx context.Context, cfg *config.Config, vus int, dur time.Durat
 	defer rdb.Close()
 	prefix := "flashbench-ceiling-" + randHex(4)
 	defer deleteKeys(context.WithoutCancel(ctx), rdb, prefix)
-	stock := inventory.NewStock(rdb, prefix, inventory.Limits{UserRate: 1_000_000, UserBurst: 1_000_000,
+	stock := invredis.NewStock(rdb, prefix, ratelimit.Limits{UserRate: 1_000_000, UserBurst: 1_000_000,
 		IPRate: 1_000_000_000, IPBurst: 1_000_000_000})
 	id, _ := inventory.NewSaleID(1)
 	now := time.Now()

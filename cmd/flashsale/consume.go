@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"flashsale/api"
 	"flashsale/app"
 	"flashsale/config"
 	"flashsale/consumer"
@@ -66,7 +67,7 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 
 	var h consumer.Handler
 	batch := 0 // the consumer's default
-	m := metrics.New()
+	m := metrics.New(api.Outcome)
 	switch which {
 	case "inventory":
 		// The order service cancels what an oversell sold; it needs the

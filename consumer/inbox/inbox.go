@@ -140,8 +140,8 @@ type Beginner interface {
 }
 
 var (
-	insertQuery      = flashsale.Query("inbox_insert")
-	insertBatchQuery = flashsale.Query("inbox_insert_batch")
+	insertQuery      = flashsale.SQL.InboxInsert
+	insertBatchQuery = flashsale.SQL.InboxInsertBatch
 )
 
 // Apply records ev in consumer's inbox and runs h, in one transaction on

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"flashsale"
+
 	"github.com/jackc/pgx/v5"
 
 	"flashsale/inventory"
@@ -41,10 +43,9 @@ type allotQueries struct {
 	init, get, out, in, done, open, saleStock string
 }
 
-func newAllotQueries(q func(string) string) allotQueries {
-	return allotQueries{init: q("allot_init"), get: q("allot_get"), out: q("allot_transfer_out"),
-		in: q("allot_transfer_in"), done: q("allot_transfer_done"), open: q("allot_transfers_open"),
-		saleStock: q("allot_sale_stock")}
+func newAllotQueries(q flashsale.Queries) allotQueries {
+	return allotQueries{init: q.AllotInit, get: q.AllotGet, out: q.AllotTransferOut, in: q.AllotTransferIn,
+		done: q.AllotTransferDone, open: q.AllotTransfersOpen, saleStock: q.AllotSaleStock}
 }
 
 // pot names one allotment: a database and a slot on it.

@@ -17,7 +17,7 @@ import (
 // Inventory rebuilds Redis from them after Redis lost writes, which is
 // rare, so the statement is not kept with the hot path's.
 func (s *Store) LiveOrders(ctx context.Context, sale inventory.SaleID) ([]inventory.LiveOrder, error) {
-	q := flashsale.Query("order_live_by_sale")
+	q := flashsale.SQL.OrderLiveBySale
 	var out []inventory.LiveOrder
 	for sh := range shard.ID(s.m.Shards()) {
 		rows, err := s.pools[s.m.Database(sh)].Query(ctx, strings.ReplaceAll(q, "__shard__", sh.Schema()), sale.Int64())
@@ -37,7 +37,7 @@ func (s *Store) LiveOrders(ctx context.Context, sale inventory.SaleID) ([]invent
 // one query per shard, for the same rebuild: the sold-out memory sends
 // them to PostgreSQL for their replay.
 func (s *Store) ClosedKeys(ctx context.Context, sale inventory.SaleID) ([]inventory.BuyerKey, error) {
-	q := flashsale.Query("order_closed_by_sale")
+	q := flashsale.SQL.OrderClosedBySale
 	var out []inventory.BuyerKey
 	for sh := range shard.ID(s.m.Shards()) {
 		rows, err := s.pools[s.m.Database(sh)].Query(ctx, strings.ReplaceAll(q, "__shard__", sh.Schema()), sale.Int64())

@@ -1,4 +1,6 @@
-package inventory
+// Package invpg is the sales table in PostgreSQL database 0, the truth of
+// every sale; writes under a sale's lease are fenced by its token.
+package invpg
 
 import (
 	"context"
@@ -9,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"flashsale/inventory"
 
 	"flashsale"
 )
@@ -26,34 +30,34 @@ type saleQueries struct {
 // NewSaleStore returns the store over database 0.
 func NewSaleStore(db *pgxpool.Pool) *SaleStore {
 	return &SaleStore{db: db, q: saleQueries{
-		insert: flashsale.Query("sale_insert"), get: flashsale.Query("sale_get"),
-		addStock: flashsale.Query("sale_add_stock"), fence: flashsale.Query("sale_fence"),
-		nextToken: flashsale.Query("fence_next"), listLive: flashsale.Query("sale_list_live"),
+		insert: flashsale.SQL.SaleInsert, get: flashsale.SQL.SaleGet,
+		addStock: flashsale.SQL.SaleAddStock, fence: flashsale.SQL.SaleFence,
+		nextToken: flashsale.SQL.FenceNext, listLive: flashsale.SQL.SaleListLive,
 	}}
 }
 
 // Create inserts a validated sale.
-func (s *SaleStore) Create(ctx context.Context, n NewSale) (Sale, error) {
+func (s *SaleStore) Create(ctx context.Context, n inventory.NewSale) (inventory.Sale, error) {
 	row := s.db.QueryRow(ctx, s.q.insert, n.SKU, n.Title, n.PriceCents, n.Currency, n.Stock, n.PerUserLimit, n.StartsAt, n.EndsAt)
 	return scanSale(row)
 }
 
 // Get reads one sale.
-func (s *SaleStore) Get(ctx context.Context, id SaleID) (Sale, error) {
+func (s *SaleStore) Get(ctx context.Context, id inventory.SaleID) (inventory.Sale, error) {
 	return scanSale(s.db.QueryRow(ctx, s.q.get, id.Int64()))
 }
 
 // AddStock adds units under a fencing token.
-func (s *SaleStore) AddStock(ctx context.Context, id SaleID, q Quantity, token int64) (Sale, error) {
+func (s *SaleStore) AddStock(ctx context.Context, id inventory.SaleID, q inventory.Quantity, token int64) (inventory.Sale, error) {
 	sale, err := scanSale(s.db.QueryRow(ctx, s.q.addStock, id.Int64(), q.Int(), token))
-	if errors.Is(err, ErrSaleNotFound) {
-		return Sale{}, s.staleOrMissing(ctx, id)
+	if errors.Is(err, inventory.ErrSaleNotFound) {
+		return inventory.Sale{}, s.staleOrMissing(ctx, id)
 	}
 	return sale, err
 }
 
 // Fence records token as the newest guard of the sale.
-func (s *SaleStore) Fence(ctx context.Context, id SaleID, token int64) error {
+func (s *SaleStore) Fence(ctx context.Context, id inventory.SaleID, token int64) error {
 	tag, err := s.db.Exec(ctx, s.q.fence, id.Int64(), token)
 	if err != nil {
 		return fmt.Errorf("inventory: fence: %w", err)
@@ -64,11 +68,11 @@ func (s *SaleStore) Fence(ctx context.Context, id SaleID, token int64) error {
 	return nil
 }
 
-func (s *SaleStore) staleOrMissing(ctx context.Context, id SaleID) error {
+func (s *SaleStore) staleOrMissing(ctx context.Context, id inventory.SaleID) error {
 	if _, err := s.Get(ctx, id); err != nil {
 		return err
 	}
-	return ErrStaleFence
+	return inventory.ErrStaleFence
 }
 
 // NextToken hands out a fencing token larger than every earlier one.
@@ -81,15 +85,17 @@ func (s *SaleStore) NextToken(ctx context.Context) (int64, error) {
 }
 
 // Live lists the sales that ended less than ago ago, or have not ended.
-func (s *SaleStore) Live(ctx context.Context, ago time.Duration) ([]SaleID, error) {
+func (s *SaleStore) Live(ctx context.Context, ago time.Duration) ([]inventory.SaleID, error) {
 	rows, err := s.db.Query(ctx, s.q.listLive, ago.String())
 	if err != nil {
 		return nil, fmt.Errorf("inventory: live sales: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SaleID, error) {
+	ids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (inventory.SaleID, error) {
 		var n int64
-		err := r.Scan(&n)
-		return SaleID{n}, err
+		if err := r.Scan(&n); err != nil {
+			return inventory.SaleID{}, err
+		}
+		return inventory.NewSaleID(n)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("inventory: live sales: %w", err)
@@ -97,18 +103,20 @@ func (s *SaleStore) Live(ctx context.Context, ago time.Duration) ([]SaleID, erro
 	return ids, nil
 }
 
-func scanSale(row pgx.Row) (Sale, error) {
-	var s Sale
+func scanSale(row pgx.Row) (inventory.Sale, error) {
+	var s inventory.Sale
 	var id int64
 	err := row.Scan(&id, &s.SKU, &s.Title, &s.PriceCents, &s.Currency, &s.Stock, &s.PerUserLimit,
 		&s.StartsAt, &s.EndsAt, &s.CreatedAt, &s.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Sale{}, ErrSaleNotFound
+		return inventory.Sale{}, inventory.ErrSaleNotFound
 	}
 	if err != nil {
-		return Sale{}, translate(err)
+		return inventory.Sale{}, translate(err)
 	}
-	s.ID = SaleID{id}
+	if s.ID, err = inventory.NewSaleID(id); err != nil {
+		return inventory.Sale{}, err
+	}
 	s.StartsAt, s.EndsAt = s.StartsAt.UTC(), s.EndsAt.UTC()
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	return s, nil
@@ -121,7 +129,7 @@ func translate(err error) error {
 	if errors.As(err, &pg) {
 		switch pg.Code {
 		case "23514", "23502", "22001", "22003": // check, not null, too long, out of range
-			return fmt.Errorf("%w: %s", ErrInvalidSale, pg.ConstraintName+pg.Message)
+			return fmt.Errorf("%w: %s", inventory.ErrInvalidSale, pg.ConstraintName+pg.Message)
 		}
 	}
 	return fmt.Errorf("inventory: sales: %w", err)

@@ -1,4 +1,4 @@
-package inventory
+package invredis
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"flashsale/inventory"
 
 	"flashsale/internal/batch"
 )
@@ -19,7 +21,7 @@ import (
 // is still its own atomic step with its own outcome, in arrival order.
 type BatchedStock struct {
 	*Stock
-	b *batch.Batcher[Reservation, Reserved]
+	b *batch.Batcher[inventory.Reservation, inventory.Reserved]
 }
 
 // reserveBatchTimeout bounds one batch's round trip; its callers wait for
@@ -40,13 +42,13 @@ func (s *BatchedStock) Run(ctx context.Context) error {
 }
 
 // Reserve is Stock.Reserve through the next batch.
-func (s *BatchedStock) Reserve(ctx context.Context, r Reservation) (Reserved, error) {
+func (s *BatchedStock) Reserve(ctx context.Context, r inventory.Reservation) (inventory.Reserved, error) {
 	return s.b.Do(ctx, r)
 }
 
 // reserveBatch reserves rs: one script call per sale, all calls in one
 // pipelined round trip.
-func (s *Stock) reserveBatch(ctx context.Context, rs []Reservation, out []batch.Result[Reserved]) {
+func (s *Stock) reserveBatch(ctx context.Context, rs []inventory.Reservation, out []batch.Result[inventory.Reserved]) {
 	ctx, cancel := context.WithTimeout(ctx, reserveBatchTimeout)
 	defer cancel()
 	groups := groupBySale(rs)
@@ -73,12 +75,12 @@ func (s *Stock) reserveBatch(ctx context.Context, rs []Reservation, out []batch.
 // saleGroup is the reservations of one sale in a batch, by index.
 type saleGroup struct {
 	idx []int
-	rs  []Reservation
+	rs  []inventory.Reservation
 }
 
-func groupBySale(rs []Reservation) []*saleGroup {
+func groupBySale(rs []inventory.Reservation) []*saleGroup {
 	var groups []*saleGroup
-	bySale := map[SaleID]*saleGroup{}
+	bySale := map[inventory.SaleID]*saleGroup{}
 	for i, r := range rs {
 		g, ok := bySale[r.Sale]
 		if !ok {
@@ -92,7 +94,7 @@ func groupBySale(rs []Reservation) []*saleGroup {
 }
 
 // settle hands each reservation of g its outcome from the script's reply.
-func (g *saleGroup) settle(res []int64, err error, out []batch.Result[Reserved]) {
+func (g *saleGroup) settle(res []int64, err error, out []batch.Result[inventory.Reserved]) {
 	if err == nil && len(res) != 3*len(g.idx) {
 		err = fmt.Errorf("unexpected reply %v for %d reservations", res, len(g.idx))
 	}

@@ -1,4 +1,4 @@
-package inventory_test
+package invredis_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invredis"
+	"flashsale/ratelimit"
 )
 
 // reserver is what the buy path calls: Stock or BatchedStock.
@@ -32,9 +34,9 @@ func BenchmarkReserve(b *testing.B) {
 		batch int
 	}{{"one-call-each", 0}, {"batched-64", 64}} {
 		b.Run(mode.name, func(b *testing.B) {
-			f := newFixture(b, 10*time.Second, time.Minute, noOrders{})
+			f := newFixture(b)
 			sale := f.newSale(b, 100_000_000)
-			stock := inventory.NewStock(f.node1, f.prefix, inventory.Limits{UserRate: 1e6, UserBurst: 1e6, IPRate: 1e9, IPBurst: 1e9})
+			stock := invredis.NewStock(f.node1, f.prefix, ratelimit.Limits{UserRate: 1e6, UserBurst: 1e6, IPRate: 1e9, IPBurst: 1e9})
 			calls := &scriptCounter{}
 			f.node1.AddHook(calls)
 			var r reserver = stock

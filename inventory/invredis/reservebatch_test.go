@@ -1,4 +1,4 @@
-package inventory_test
+package invredis_test
 
 import (
 	"context"
@@ -7,11 +7,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"flashsale/inventory"
+	"flashsale/inventory/invredis"
 )
 
 // scriptCounter counts the script calls a client sends, pipelined or not.
@@ -38,9 +38,9 @@ func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 	}
 }
 
-func runBatched(t testing.TB, s *inventory.Stock, maxBatch int) *inventory.BatchedStock {
+func runBatched(t testing.TB, s *invredis.Stock, maxBatch int) *invredis.BatchedStock {
 	t.Helper()
-	b := inventory.NewBatchedStock(s, maxBatch, 2)
+	b := invredis.NewBatchedStock(s, maxBatch, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = b.Run(ctx); close(done) }()
@@ -53,7 +53,7 @@ func runBatched(t testing.TB, s *inventory.Stock, maxBatch int) *inventory.Batch
 // are sold out, Redis holds no stock, and the reservations travel in far
 // fewer script calls than one each.
 func TestBatchedReservationsUnderContention(t *testing.T) {
-	f := newFixture(t, 10*time.Second, time.Minute, noOrders{})
+	f := newFixture(t)
 	sale := f.newSale(t, 100)
 	calls := &scriptCounter{}
 	f.node1.AddHook(calls)
@@ -112,7 +112,7 @@ func outcome(r inventory.Reserved, err error) string {
 // sales: a batch changes the round trips, never an outcome.
 func TestBatchOutcomesMatchOneByOne(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, 10*time.Second, time.Minute, noOrders{})
+	f := newFixture(t)
 	plan := func(a, b inventory.SaleID) []inventory.Reservation {
 		q := func(n int64) inventory.Quantity { v, _ := inventory.NewQuantity(n); return v }
 		r := func(s inventory.SaleID, buyer, key, fp string, n int64) inventory.Reservation {
@@ -145,7 +145,7 @@ func TestBatchOutcomesMatchOneByOne(t *testing.T) {
 // restart does: the next batch loads the script again instead of failing.
 func TestBatchSurvivesLostScriptCache(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, 10*time.Second, time.Minute, noOrders{})
+	f := newFixture(t)
 	a, b := f.newSale(t, 5), f.newSale(t, 5)
 	one, _ := inventory.NewQuantity(1)
 	r := func(s inventory.SaleID) inventory.Reservation {

@@ -1,9 +1,8 @@
-package inventory
+package invredis
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"sync"
@@ -11,36 +10,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"golang.org/x/sync/singleflight"
+
+	"flashsale/inventory"
 )
-
-// Verdict is what the sold-out memory answers for one buyer's key.
-type Verdict uint8
-
-// Verdicts, from the cheapest to act on to the dearest.
-const (
-	// VerdictOpen: the sale is not known to be sold out; Redis decides.
-	VerdictOpen Verdict = iota
-	// VerdictGone: the sale is sold out and every unit it handed out is in an
-	// order; the refusal is final.
-	VerdictGone
-	// VerdictHeld: the sale is sold out for now, but units are held by
-	// reservations whose commit is still pending (or by closed orders whose
-	// units are on their way back): they may come back, so the refusal is
-	// worth retrying.
-	VerdictHeld
-	// VerdictMaybeWinner: the sale is sold out, but this key reserved units in it,
-	// so it may have made an order that a retry must replay.
-	VerdictMaybeWinner
-)
-
-// ErrSoldOutHeld is the refusal of a buyer while units are only held: it
-// is ErrSoldOut, to be retried after HeldRetryAfter.
-var ErrSoldOutHeld = fmt.Errorf("%w: units are held by orders still committing and may come back", ErrSoldOut)
-
-// HeldRetryAfter is when a buyer refused with ErrSoldOutHeld should ask
-// again: the memory re-evaluates held sales this often.
-const HeldRetryAfter = time.Second
 
 // heldUnknown stands for "could not count": a sale whose held units cannot
 // be told apart from sold ones is answered as held, since a buyer told to
@@ -66,41 +40,41 @@ type mark struct {
 // marked here covers the rest and re-counts the held units.
 type SoldOut struct {
 	stock *Stock
-	live  LiveUnits
+	live  inventory.LiveUnits
 	log   *slog.Logger
 	every time.Duration
-	sales atomic.Pointer[map[SaleID]*mark] // copy on write: read without a lock
-	mu    sync.Mutex                       // serialises writers of sales, gens and epoch
-	gens  map[SaleID]uint64                // per sale, bumped by Reopen
-	epoch uint64                           // bumped when every mark is forgotten
+	sales atomic.Pointer[map[inventory.SaleID]*mark] // copy on write: read without a lock
+	mu    sync.Mutex                                 // serialises writers of sales, gens and epoch
+	gens  map[inventory.SaleID]uint64                // per sale, bumped by Reopen
+	epoch uint64                                     // bumped when every mark is forgotten
 	loads singleflight.Group
 }
 
 // NewSoldOut returns an empty sold-out memory over stock; live counts the
 // units in orders, to tell held units from gone ones.
-func NewSoldOut(stock *Stock, live LiveUnits, log *slog.Logger) *SoldOut {
-	s := &SoldOut{stock: stock, live: live, log: log, every: time.Second, gens: map[SaleID]uint64{}}
-	s.sales.Store(&map[SaleID]*mark{})
+func NewSoldOut(stock *Stock, live inventory.LiveUnits, log *slog.Logger) *SoldOut {
+	s := &SoldOut{stock: stock, live: live, log: log, every: time.Second, gens: map[inventory.SaleID]uint64{}}
+	s.sales.Store(&map[inventory.SaleID]*mark{})
 	return s
 }
 
 // Check answers for the buyer's key from memory, without a network call
 // and without allocating.
-func (s *SoldOut) Check(id SaleID, buyer, key string) Verdict {
+func (s *SoldOut) Check(id inventory.SaleID, buyer, key string) inventory.Verdict {
 	m := (*s.sales.Load())[id]
 	switch {
 	case m == nil:
-		return VerdictOpen
+		return inventory.VerdictOpen
 	case hasKey(m.winners, buyer, key):
-		return VerdictMaybeWinner
+		return inventory.VerdictMaybeWinner
 	case m.held.Load() != 0:
-		return VerdictHeld
+		return inventory.VerdictHeld
 	}
-	return VerdictGone
+	return inventory.VerdictGone
 }
 
 func hasKey(w winners, buyer, key string) bool {
-	_, ok := w[BuyerKey{Buyer: buyer, Key: key}]
+	_, ok := w[inventory.BuyerKey{Buyer: buyer, Key: key}]
 	return ok
 }
 
@@ -109,7 +83,7 @@ func hasKey(w winners, buyer, key string) bool {
 // units, once however many requests ask at the same time. Until then the
 // sale is not treated as sold out: its requests go to Redis, correct and
 // slower.
-func (s *SoldOut) Mark(ctx context.Context, id SaleID) {
+func (s *SoldOut) Mark(ctx context.Context, id inventory.SaleID) {
 	if (*s.sales.Load())[id] != nil {
 		return
 	}
@@ -121,7 +95,7 @@ func (s *SoldOut) Mark(ctx context.Context, id SaleID) {
 	})
 }
 
-func (s *SoldOut) load(ctx context.Context, id SaleID) {
+func (s *SoldOut) load(ctx context.Context, id inventory.SaleID) {
 	gen, epoch := s.generation(id)
 	snap, err := s.stock.snapshot(ctx, id)
 	if err != nil {
@@ -137,7 +111,7 @@ func (s *SoldOut) load(ctx context.Context, id SaleID) {
 }
 
 // held counts the units Redis handed out that are in no live order.
-func (s *SoldOut) held(ctx context.Context, id SaleID, remaining, total int) int64 {
+func (s *SoldOut) held(ctx context.Context, id inventory.SaleID, remaining, total int) int64 {
 	live, err := s.live.LiveUnits(ctx, id)
 	if err != nil {
 		s.log.WarnContext(ctx, "sold-out: counting live units failed; answering as held", "sale_id", id.String(), "err", err)
@@ -146,7 +120,7 @@ func (s *SoldOut) held(ctx context.Context, id SaleID, remaining, total int) int
 	return int64(max(0, total-remaining-live))
 }
 
-func (s *SoldOut) generation(id SaleID) (uint64, uint64) {
+func (s *SoldOut) generation(id inventory.SaleID) (uint64, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.gens[id], s.epoch
@@ -154,7 +128,7 @@ func (s *SoldOut) generation(id SaleID) (uint64, uint64) {
 
 // store keeps m unless the sale reopened (or every mark was forgotten)
 // since its load began: the load may predate the units that came back.
-func (s *SoldOut) store(id SaleID, gen, epoch uint64, m *mark) {
+func (s *SoldOut) store(id inventory.SaleID, gen, epoch uint64, m *mark) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gens[id] != gen || s.epoch != epoch {
@@ -167,7 +141,7 @@ func (s *SoldOut) store(id SaleID, gen, epoch uint64, m *mark) {
 
 // Reopen forgets that the sale had nothing left, and any load of it in
 // flight.
-func (s *SoldOut) Reopen(id SaleID) {
+func (s *SoldOut) Reopen(id inventory.SaleID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gens[id]++
@@ -183,25 +157,19 @@ func (s *SoldOut) forget() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.epoch++
-	s.sales.Store(&map[SaleID]*mark{})
-}
-
-// Shortage says why a sold-out sale has nothing left.
-type Shortage struct {
-	Held  bool // units are held by commits still pending and may come back
-	Units int  // the units held; -1 when they could not be counted
+	s.sales.Store(&map[inventory.SaleID]*mark{})
 }
 
 // Shortage marks the sale if it is not yet and describes it; false when it
 // is not (or could not be confirmed) sold out.
-func (s *SoldOut) Shortage(ctx context.Context, id SaleID) (Shortage, bool) {
+func (s *SoldOut) Shortage(ctx context.Context, id inventory.SaleID) (inventory.Shortage, bool) {
 	s.Mark(ctx, id)
 	m := (*s.sales.Load())[id]
 	if m == nil {
-		return Shortage{}, false
+		return inventory.Shortage{}, false
 	}
 	h := m.held.Load()
-	return Shortage{Held: h != 0, Units: int(h)}, true
+	return inventory.Shortage{Held: h != 0, Units: int(h)}, true
 }
 
 // Run listens for releases until ctx ends.
@@ -232,7 +200,7 @@ func (s *SoldOut) Run(ctx context.Context) error {
 func (s *SoldOut) receive(m any) {
 	switch m := m.(type) {
 	case *redis.Message:
-		if id, err := ParseSaleID(m.Payload); err == nil {
+		if id, err := inventory.ParseSaleID(m.Payload); err == nil {
 			s.Reopen(id)
 		}
 	case *redis.Subscription:
@@ -246,7 +214,7 @@ func (s *SoldOut) recheck(ctx context.Context) {
 	for id, m := range *s.sales.Load() {
 		remaining, total, err := s.stock.level(ctx, id)
 		switch {
-		case errors.Is(err, ErrSaleNotFound), err == nil && remaining > 0:
+		case errors.Is(err, inventory.ErrSaleNotFound), err == nil && remaining > 0:
 			s.Reopen(id)
 		case err != nil:
 			s.log.WarnContext(ctx, "sold-out recheck failed", "sale_id", id.String(), "err", err)

@@ -1,4 +1,4 @@
-package inventory
+package invredis
 
 import (
 	"context"
@@ -43,7 +43,7 @@ type WatchStats struct {
 // again after Again. Several instances detecting at once are harmless:
 // the sale's lease serialises their rebuilds and a rebuild is idempotent.
 type Watcher struct {
-	svc   *Service
+	svc   Rebuilder
 	rdb   *redis.Client
 	key   string
 	cfg   WatchConfig
@@ -57,12 +57,19 @@ type Watcher struct {
 // sighting is what one look at node 1 saw.
 type sighting struct{ runID, epoch string }
 
-// NewWatcher returns a watcher of the Redis node that holds svc's stock.
-func NewWatcher(svc *Service, cfg WatchConfig, log *slog.Logger) *Watcher {
+// Rebuilder rebuilds every live sale's stock from the orders; the
+// inventory service implements it.
+type Rebuilder interface {
+	RebuildAll(ctx context.Context) (int, error)
+}
+
+// NewWatcher returns a watcher of the Redis node that holds stock, which
+// has svc rebuild every live sale when the node lost data.
+func NewWatcher(svc Rebuilder, stock *Stock, cfg WatchConfig, log *slog.Logger) *Watcher {
 	if cfg.Every <= 0 {
 		cfg.Every = time.Second
 	}
-	return &Watcher{svc: svc, rdb: svc.stock.rdb, key: svc.stock.prefix + ":epoch", cfg: cfg, log: log, now: time.Now}
+	return &Watcher{svc: svc, rdb: stock.rdb, key: stock.prefix + ":epoch", cfg: cfg, log: log, now: time.Now}
 }
 
 // Stats reads the watcher's counters; safe from any goroutine.

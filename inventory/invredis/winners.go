@@ -1,4 +1,4 @@
-package inventory
+package invredis
 
 import (
 	"context"
@@ -7,20 +7,14 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// LiveUnits counts the units of a sale in live orders (pending payment or
-// paid) over every shard; the order store implements it. The sold-out
-// memory subtracts them from what Redis has handed out to tell units still
-// held by commits in flight from units that are gone.
-type LiveUnits interface {
-	LiveUnits(ctx context.Context, sale SaleID) (int, error)
-}
+	"flashsale/inventory"
+)
 
 // winners are the (buyer, key) pairs that may have an order in a sold-out
 // sale: its reservations, committed or still committing, and the closed
 // orders whose claim was kept. At most one entry per unit ever sold.
-type winners map[BuyerKey]struct{}
+type winners map[inventory.BuyerKey]struct{}
 
 // soldOutSnapshot is one atomic read of a sale: its stock, the total Redis
 // was given, and its possible winners.
@@ -33,7 +27,7 @@ type soldOutSnapshot struct {
 // MULTI, so that no reservation can slip between them: while the stock it
 // reads is 0, no reservation can succeed until units come back, and every
 // return of units announces itself on the reopen channel.
-func (s *Stock) snapshot(ctx context.Context, id SaleID) (soldOutSnapshot, error) {
+func (s *Stock) snapshot(ctx context.Context, id inventory.SaleID) (soldOutSnapshot, error) {
 	sk := s.saleKey(id)
 	var lvl *redis.SliceCmd
 	var res, closed *redis.StringSliceCmd
@@ -59,7 +53,7 @@ func (s *Stock) snapshot(ctx context.Context, id SaleID) (soldOutSnapshot, error
 }
 
 // level reads the sale's stock and the total Redis was given.
-func (s *Stock) level(ctx context.Context, id SaleID) (remaining, total int, err error) {
+func (s *Stock) level(ctx context.Context, id inventory.SaleID) (remaining, total int, err error) {
 	v, err := s.rdb.HMGet(ctx, s.saleKey(id), "stock", "total").Result()
 	if err != nil {
 		return 0, 0, fmt.Errorf("inventory: stock level: %w", err)
@@ -69,7 +63,7 @@ func (s *Stock) level(ctx context.Context, id SaleID) (remaining, total int, err
 
 func parseLevel(v []any) (remaining, total int, err error) {
 	if len(v) != 2 || v[0] == nil {
-		return 0, 0, ErrSaleNotFound
+		return 0, 0, inventory.ErrSaleNotFound
 	}
 	var n [2]int
 	for i, x := range v {
@@ -86,10 +80,10 @@ func parseLevel(v []any) (remaining, total int, err error) {
 
 // parseField splits a reservation field, buyer NUL key; a key is printable
 // ASCII, so the last NUL is the separator whatever the buyer id holds.
-func parseField(f string) (BuyerKey, bool) {
+func parseField(f string) (inventory.BuyerKey, bool) {
 	i := strings.LastIndexByte(f, 0)
 	if i < 0 {
-		return BuyerKey{}, false
+		return inventory.BuyerKey{}, false
 	}
-	return BuyerKey{Buyer: f[:i], Key: f[i+1:]}, true
+	return inventory.BuyerKey{Buyer: f[:i], Key: f[i+1:]}, true
 }
