@@ -130,6 +130,16 @@ func (o Order) AsCreated() Order {
 	return o
 }
 
+// DuplicateError is ErrDuplicate carrying the order the key already made,
+// when the store read it while refusing the new one: the replay then
+// needs no second read.
+type DuplicateError struct{ Existing Order }
+
+func (e *DuplicateError) Error() string { return ErrDuplicate.Error() }
+
+// Unwrap makes errors.Is(err, ErrDuplicate) true.
+func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
+
 // PlaceRequest is a validated request to buy.
 type PlaceRequest struct {
 	Buyer    BuyerID

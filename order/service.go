@@ -183,6 +183,10 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 		return Order{}, false, err
 	}
 	s.undoReservation(ctx, r, err)
+	var dup *DuplicateError
+	if errors.As(err, &dup) {
+		return replayed(dup.Existing, r) // the store read the order while refusing
+	}
 	if errors.Is(err, ErrDuplicate) {
 		// Redis forgot the claim (or the key was used for another sale);
 		// PostgreSQL's unique key caught it.
@@ -221,6 +225,12 @@ func (s *Service) replay(ctx context.Context, r PlaceRequest) (Order, bool, erro
 	if err != nil {
 		return Order{}, false, err
 	}
+	return replayed(o, r)
+}
+
+// replayed answers r with the order its key made, as its first 201 showed
+// it, unless the key made it for another request.
+func replayed(o Order, r PlaceRequest) (Order, bool, error) {
 	if !bytes.Equal(o.RequestHash, r.Fingerprint()) {
 		return Order{}, false, ErrKeyReused
 	}

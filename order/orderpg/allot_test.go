@@ -1,6 +1,7 @@
 package orderpg_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
+	"flashsale/inventory/invpg"
 	"flashsale/order"
 	"flashsale/order/orderpg"
 	"flashsale/shard"
@@ -23,7 +25,7 @@ import (
 type allotRig struct {
 	store *orderpg.Store
 	pools []*pgxpool.Pool
-	sales *inventory.SaleStore
+	sales *invpg.SaleStore
 	sale  inventory.Sale
 }
 
@@ -39,7 +41,7 @@ func newAllotRig(t *testing.T, stock int) *allotRig {
 		t.Fatalf("allotments need two databases, the stack has %d", len(pools))
 	}
 	r := &allotRig{store: orderpg.New(pools, m, orderpg.Options{MaxBatch: 256, Workers: 2}), pools: pools,
-		sales: inventory.NewSaleStore(pools[0])}
+		sales: invpg.NewSaleStore(pools[0])}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.store.Run(ctx) }()
@@ -132,14 +134,21 @@ func (r *allotRig) burst(t *testing.T, n int, prefix string) (created, refused i
 // key made an order (the service replays it), not that stock is gone.
 func TestRetryOfACommittedKeyIsADuplicateWhenSoldOut(t *testing.T) {
 	r := newAllotRig(t, 1)
-	if _, err := r.create("winner", "k1"); err != nil {
+	made, err := r.create("winner", "k1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.create("loser", "k1"); !errors.Is(err, order.ErrStockRefused) {
 		t.Fatalf("a new buyer after sell-out: %v, want ErrStockRefused", err)
 	}
-	if _, err := r.create("winner", "k1"); !errors.Is(err, order.ErrDuplicate) {
-		t.Fatalf("the winner's retry: %v, want ErrDuplicate", err)
+	_, err = r.create("winner", "k1")
+	var dup *order.DuplicateError
+	if !errors.As(err, &dup) {
+		t.Fatalf("the winner's retry: %v, want a DuplicateError", err)
+	}
+	// The order read while refusing comes along, so the replay reads nothing.
+	if dup.Existing.ID != made.ID || !bytes.Equal(dup.Existing.RequestHash, made.RequestHash) {
+		t.Fatalf("the duplicate carries order %v, want %v", dup.Existing.ID, made.ID)
 	}
 }
 

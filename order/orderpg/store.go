@@ -57,13 +57,13 @@ type Options struct {
 // New returns the store over pools, one per database in shard-map order.
 func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 	s := &Store{pools: pools, m: m, q: make([]queries, m.Shards()), onCommit: opt.OnCommit,
-		aq: newAllotQueries(flashsale.Query), log: cmp.Or(opt.Log, slog.Default())}
+		aq: newAllotQueries(flashsale.SQL), log: cmp.Or(opt.Log, slog.Default())}
 	for i := range m.Shards() {
 		schema := shard.ID(i).Schema()
-		sub := func(name string) string { return strings.ReplaceAll(flashsale.Query(name), "__shard__", schema) }
-		s.q[i] = queries{create: sub("order_create"), byKey: sub("order_by_key"), get: sub("order_get"), list: sub("order_list"),
-			pay: sub("order_pay"), cancel: sub("order_cancel"), expire: sub("order_expire"), closed: sub("order_closed_recent"),
-			cancelOversold: sub("order_cancel_oversold"), keysExist: sub("order_keys_exist"), liveUnits: sub("order_live_units")}
+		sub := func(q string) string { return strings.ReplaceAll(q, "__shard__", schema) }
+		s.q[i] = queries{create: sub(flashsale.SQL.OrderCreate), byKey: sub(flashsale.SQL.OrderByKey), get: sub(flashsale.SQL.OrderGet), list: sub(flashsale.SQL.OrderList),
+			pay: sub(flashsale.SQL.OrderPay), cancel: sub(flashsale.SQL.OrderCancel), expire: sub(flashsale.SQL.OrderExpire), closed: sub(flashsale.SQL.OrderClosedRecent),
+			cancelOversold: sub(flashsale.SQL.OrderCancelOversold), keysExist: sub(flashsale.SQL.OrderKeysExist), liveUnits: sub(flashsale.SQL.OrderLiveUnits)}
 	}
 	create := func(sh shard.ID) string { return s.q[sh].create }
 	workers := max(1, opt.Workers)
@@ -103,8 +103,8 @@ func (s *Store) Create(ctx context.Context, o order.NewOrder) (order.Order, erro
 	if err == nil && r.outcome == outcomeNoStock {
 		// A retry of a key that made its order is refused stock rather
 		// than found duplicate once its allotment is spent.
-		if _, kerr := s.ByKey(ctx, o.Buyer, o.Key); kerr == nil {
-			return order.Order{}, order.ErrDuplicate
+		if made, kerr := s.ByKey(ctx, o.Buyer, o.Key); kerr == nil {
+			return order.Order{}, &order.DuplicateError{Existing: made}
 		}
 	}
 	for try := 0; err == nil && r.outcome == outcomeNoStock && try < refillTries; try++ {
