@@ -20,14 +20,7 @@ const liveWindow = time.Hour
 // Redis never reloads a sale's original total over units already sold.
 func (s *Service) Rebuild(ctx context.Context, id SaleID) (Rebuilt, error) {
 	var out Rebuilt
-	err := s.guarded(ctx, id, func(token int64) error {
-		if err := s.sales.Fence(ctx, id, token); err != nil {
-			return err
-		}
-		sale, err := s.sales.Get(ctx, id)
-		if err != nil {
-			return err
-		}
+	err := s.fenced(ctx, id, func(sale Sale, token int64) (err error) {
 		out, err = s.rebuildLocked(ctx, sale, token)
 		return err
 	})

@@ -197,6 +197,22 @@ func (s *Service) guarded(ctx context.Context, id SaleID, fn func(token int64) e
 	return s.locker.Hold(ctx, "sale:"+id.String(), lockWait, fn)
 }
 
+// fenced runs fn under the sale's lease once its token is written to the
+// sales table, with the sale as read after: a later holder's writes now
+// refuse this one's, and a paused earlier holder's are refused.
+func (s *Service) fenced(ctx context.Context, id SaleID, fn func(sale Sale, token int64) error) error {
+	return s.guarded(ctx, id, func(token int64) error {
+		if err := s.sales.Fence(ctx, id, token); err != nil {
+			return err
+		}
+		sale, err := s.sales.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		return fn(sale, token)
+	})
+}
+
 // Reconciled counts what one reconciliation found.
 type Reconciled struct {
 	Confirmed     int // reservations whose order is durable
@@ -213,17 +229,11 @@ type Reconciled struct {
 // this returns.
 func (s *Service) Reconcile(ctx context.Context, id SaleID) (Reconciled, error) {
 	var out Reconciled
-	err := s.guarded(ctx, id, func(token int64) error {
-		if err := s.sales.Fence(ctx, id, token); err != nil {
-			return err
-		}
-		sale, err := s.sales.Get(ctx, id)
-		if err != nil {
-			return err
-		}
+	err := s.fenced(ctx, id, func(sale Sale, token int64) error {
 		if err := s.align(ctx, sale, token); err != nil {
 			return err
 		}
+		var err error
 		out, err = s.settle(ctx, id, token)
 		return err
 	})
