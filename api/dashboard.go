@@ -13,7 +13,6 @@ import (
 // /v1/sales/{id} shows it plus the instance's live figures.
 const (
 	streamEvery     = time.Second
-	streamWrite     = 5 * time.Second // a viewer who reads nothing for this long is dropped
 	streamSaleQuery = 2 * time.Second
 )
 
@@ -40,16 +39,12 @@ func (h *handler) saleStream(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header()["Cache-Control"] = noStore
-	w.Header().Set("X-Accel-Buffering", "no") // proxies must not hold events back
-	w.WriteHeader(http.StatusOK)
+	rc := startStream(w)
 	ev := h.event(first, nil)
 	tick := time.NewTicker(streamEvery)
 	defer tick.Stop()
 	for {
-		if err := sendEvent(rc, w, ev); err != nil {
+		if err := h.sendEvent(rc, w, ev); err != nil {
 			return // the viewer is gone or stalled
 		}
 		select {
@@ -83,20 +78,12 @@ func (h *handler) event(v inventory.SaleView, err error) streamEvent {
 	return ev
 }
 
-// sendEvent writes ev as one SSE message and flushes it, under its own
-// write deadline: the server's WriteTimeout would end a long stream.
-func sendEvent(rc *http.ResponseController, w http.ResponseWriter, ev streamEvent) error {
+// sendEvent writes ev as one SSE message and flushes it.
+func (h *handler) sendEvent(rc *http.ResponseController, w http.ResponseWriter, ev streamEvent) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	if err := rc.SetWriteDeadline(time.Now().Add(streamWrite)); err != nil {
-		return err
-	}
 	buf := make([]byte, 0, len(b)+8)
-	buf = append(append(append(buf, "data: "...), b...), "\n\n"...)
-	if _, err := w.Write(buf); err != nil {
-		return err
-	}
-	return rc.Flush()
+	return h.send(w, rc, append(append(append(buf, "data: "...), b...), "\n\n"...))
 }

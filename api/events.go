@@ -95,15 +95,7 @@ func (h *handler) saleEvents(w http.ResponseWriter, r *http.Request) {
 // client leaves, the write times out, or the hub drops or closes sub.
 func (h *handler) stream(w http.ResponseWriter, r *http.Request, sub *live.Sub, first *live.Event,
 	stale func(last, ev *live.Event) bool) {
-	rc := http.NewResponseController(w)
-	// The server's ReadTimeout would end the stream's context: the request
-	// has been read, only the client's hanging up matters now.
-	_ = rc.SetReadDeadline(time.Time{})
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	rc := startStream(w)
 	frame := []byte(streamRetry)
 	if r.Header.Get("Last-Event-ID") != first.ID {
 		frame = append(frame, first.Frame()...)
@@ -136,8 +128,24 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, sub *live.Sub, 
 	}
 }
 
+// startStream answers 200 with an event stream that neither caches nor
+// proxies hold back. The server's ReadTimeout would end the stream's
+// context: the request has been read, only the client's hanging up
+// matters now.
+func startStream(w http.ResponseWriter) *http.ResponseController {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr["Cache-Control"] = noStore
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return rc
+}
+
 // send writes and flushes one frame within the stream write timeout, which
-// replaces the server's WriteTimeout (that one would end every stream).
+// replaces the server's WriteTimeout (that one would end every stream): a
+// client that reads nothing for that long is dropped.
 func (h *handler) send(w http.ResponseWriter, rc *http.ResponseController, frame []byte) error {
 	_ = rc.SetWriteDeadline(time.Now().Add(h.StreamWriteTimeout))
 	if _, err := w.Write(frame); err != nil {
