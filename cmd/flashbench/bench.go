@@ -81,82 +81,25 @@ func (b *bench) say(format string, a ...any) {
 	fmt.Fprintf(b.log, "[flashbench %5.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
 }
 
+// run measures, loads and verifies, and writes the report.
 func (b *bench) run(ctx context.Context) (*Report, error) {
-	o := b.opts
 	rep := &Report{RunID: b.runID, StartedAt: b.started, Command: "flashbench " + strings.Join(b.args, " "),
 		Settings: settings(b.fs), Setup: map[string]string{}}
 	rep.Machine = b.machine(ctx)
 	if err := b.waitReady(ctx); err != nil {
 		return nil, err
 	}
-
-	t := time.Now()
-	tokens, err := MintBuyers(b.cfg.JWTSecret, buyerPrefix, o.Buyers, o.Limit, o.Quantity, 2*time.Hour)
-	if err != nil {
+	if err := b.mint(rep); err != nil {
 		return nil, err
 	}
-	b.tokens = tokens
-	rep.Setup["mint_tokens"] = fmt.Sprintf("%d tokens in %s", o.Buyers, time.Since(t).Round(time.Millisecond))
-	b.say("minted %d buyer tokens in %s", o.Buyers, time.Since(t).Round(time.Millisecond))
-
 	var soldOutPeak float64
-	if o.Ceilings {
-		soldOutPeak = b.ceilings(ctx, rep)
-		t := time.Now()
-		n, waited, err := waitDrained(ctx, b.pools, o.DrainTimeout)
-		b.say("outbox drained after the ceilings in %s (%d rows left, err %v)", waited.Round(time.Millisecond), n, err)
-		rep.Setup["drain_after_ceilings"] = fmt.Sprintf("%d rows left after %s", n, time.Since(t).Round(time.Millisecond))
+	if b.opts.Ceilings {
+		soldOutPeak = b.ceilingsFirst(ctx, rep)
 	}
-
-	rate, source := o.FallbackRate, fmt.Sprintf("--fallback-rate (no peak measured; pass --ceilings for %.2f × the sold-out peak)", o.RateFraction)
-	switch {
-	case o.Rate != "auto":
-		rate, _ = strconv.ParseFloat(o.Rate, 64)
-		source = "--rate"
-		if soldOutPeak > 0 {
-			source = fmt.Sprintf("--rate (%.2f × the sold-out peak of %.0f/s)", rate/soldOutPeak, soldOutPeak)
-		}
-	case soldOutPeak > 0:
-		rate = o.RateFraction * soldOutPeak
-		source = fmt.Sprintf("%.2f × the sold-out peak of %.0f/s measured in this run", o.RateFraction, soldOutPeak)
-	}
-
-	from := map[int]int64{}
-	if o.KafkaFrom == "run" {
-		if from, err = endOffsets(ctx, b.cfg.KafkaBrokers, b.cfg.KafkaTopic, false); err != nil {
-			return nil, fmt.Errorf("kafka offsets before the sale: %w", err)
-		}
-	}
-	saleID, err := b.createSale(ctx, "FLASH-"+b.runID, o.Stock, o.Limit)
-	if err != nil {
+	if err := b.sale(ctx, rep, soldOutPeak); err != nil {
 		return nil, err
 	}
-	b.say("sale %s: %d units, limit %d; %s model at %.0f/s (%s), ramp %s, then %s", saleID, o.Stock, o.Limit,
-		o.Model, rate, source, o.Ramp, o.Duration)
-
-	load, clientOrders, unresolved, demand := b.flashSale(ctx, saleID, rate)
-	load.RateSource = source
-	rep.Load = load
-	b.say("load done: %d requests, %.0f req/s, %d orders; verifying", load.Requests, load.RequestsPerSec, load.Orders)
-
-	facts, lag, err := b.gather(ctx, saleID, clientOrders, unresolved, demand, from)
-	if err != nil {
-		return nil, err
-	}
-	rep.Lag = lag
-	rep.Load.UnitsSold = 0
-	for _, ord := range facts.Orders {
-		if live(ord) {
-			rep.Load.UnitsSold += ord.Qty
-		}
-	}
-	rep.Load.SelloutDB = lastCommit(facts.Orders, load.Run.Start)
-	if rem, err := b.remaining(ctx, saleID); err == nil {
-		rep.Load.Remaining = rem
-	}
-	rep.Checks = Verify(facts)
-	rep.Passed = Passed(rep.Checks)
-	if o.Ceilings {
+	if b.opts.Ceilings {
 		// Last: its orders' events would queue before the flash sale's at
 		// the consumers.
 		b.peakOrders(ctx, rep)
@@ -168,4 +111,92 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		return rep, fmt.Errorf("write report: %w", err)
 	}
 	return rep, nil
+}
+
+// mint signs every buyer's token once, before anything is measured.
+func (b *bench) mint(rep *Report) error {
+	o := b.opts
+	t := time.Now()
+	tokens, err := MintBuyers(b.cfg.JWTSecret, buyerPrefix, o.Buyers, o.Limit, o.Quantity, 2*time.Hour)
+	if err != nil {
+		return err
+	}
+	b.tokens = tokens
+	rep.Setup["mint_tokens"] = fmt.Sprintf("%d tokens in %s", o.Buyers, time.Since(t).Round(time.Millisecond))
+	b.say("minted %d buyer tokens in %s", o.Buyers, time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// ceilingsFirst measures the ceilings and the sold-out peak, then waits
+// for the outbox to drain so that the flash sale starts from quiet.
+func (b *bench) ceilingsFirst(ctx context.Context, rep *Report) float64 {
+	soldOutPeak := b.ceilings(ctx, rep)
+	t := time.Now()
+	n, waited, err := waitDrained(ctx, b.pools, b.opts.DrainTimeout)
+	b.say("outbox drained after the ceilings in %s (%d rows left, err %v)", waited.Round(time.Millisecond), n, err)
+	rep.Setup["drain_after_ceilings"] = fmt.Sprintf("%d rows left after %s", n, time.Since(t).Round(time.Millisecond))
+	return soldOutPeak
+}
+
+// rate is the flash sale's arrival rate and where it comes from.
+func (b *bench) rate(soldOutPeak float64) (float64, string) {
+	o := b.opts
+	switch {
+	case o.Rate != "auto":
+		rate, _ := strconv.ParseFloat(o.Rate, 64)
+		if soldOutPeak > 0 {
+			return rate, fmt.Sprintf("--rate (%.2f × the sold-out peak of %.0f/s)", rate/soldOutPeak, soldOutPeak)
+		}
+		return rate, "--rate"
+	case soldOutPeak > 0:
+		return o.RateFraction * soldOutPeak, fmt.Sprintf("%.2f × the sold-out peak of %.0f/s measured in this run", o.RateFraction, soldOutPeak)
+	}
+	return o.FallbackRate, fmt.Sprintf("--fallback-rate (no peak measured; pass --ceilings for %.2f × the sold-out peak)", o.RateFraction)
+}
+
+// sale runs the flash sale on a new sale, collects what it left and
+// verifies it.
+func (b *bench) sale(ctx context.Context, rep *Report, soldOutPeak float64) error {
+	o := b.opts
+	rate, source := b.rate(soldOutPeak)
+	from := map[int]int64{}
+	if o.KafkaFrom == "run" {
+		var err error
+		if from, err = endOffsets(ctx, b.cfg.KafkaBrokers, b.cfg.KafkaTopic, false); err != nil {
+			return fmt.Errorf("kafka offsets before the sale: %w", err)
+		}
+	}
+	saleID, err := b.createSale(ctx, "FLASH-"+b.runID, o.Stock, o.Limit)
+	if err != nil {
+		return err
+	}
+	b.say("sale %s: %d units, limit %d; %s model at %.0f/s (%s), ramp %s, then %s", saleID, o.Stock, o.Limit,
+		o.Model, rate, source, o.Ramp, o.Duration)
+	load, clientOrders, unresolved, demand := b.flashSale(ctx, saleID, rate)
+	load.RateSource = source
+	rep.Load = load
+	b.say("load done: %d requests, %.0f req/s, %d orders; verifying", load.Requests, load.RequestsPerSec, load.Orders)
+	facts, lag, err := b.gather(ctx, saleID, clientOrders, unresolved, demand, from)
+	if err != nil {
+		return err
+	}
+	b.judge(ctx, rep, facts, lag)
+	return nil
+}
+
+// judge adds what the collection found to the report and verifies it.
+func (b *bench) judge(ctx context.Context, rep *Report, facts Facts, lag LagReport) {
+	rep.Lag = lag
+	rep.Load.UnitsSold = 0
+	for _, ord := range facts.Orders {
+		if live(ord) {
+			rep.Load.UnitsSold += ord.Qty
+		}
+	}
+	rep.Load.SelloutDB = lastCommit(facts.Orders, rep.Load.Run.Start)
+	if rem, err := b.remaining(ctx, facts.SaleID); err == nil {
+		rep.Load.Remaining = rem
+	}
+	rep.Checks = Verify(facts)
+	rep.Passed = Passed(rep.Checks)
 }

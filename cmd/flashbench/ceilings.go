@@ -17,45 +17,56 @@ import (
 // returns the sold-out peak (0 when it could not be measured).
 func (b *bench) ceilings(ctx context.Context, rep *Report) float64 {
 	o := b.opts
-	dur := o.PhaseDuration
-
 	// 1. A bare net/http JSON handler, its own process.
-	addr, pid, stop, err := startBareServer(ctx)
-	if err != nil {
-		rep.Ceilings = append(rep.Ceilings, Phase{Name: "bare", Error: err.Error()})
-	} else {
-		c := b.buyClient("http://"+addr, "1")
-		watch := b.watched(Watched{Name: "bare-server", PID: pid})
-		ph := runPhase(ctx, "bare", "net/http handler answering a small JSON body to the same POST (flashbench bare-server, own process)",
-			o.HTTPConc, dur, OutOK, watch, httpOp(c, b.tokens.Fresh(1, 1), b.runID+"bare"))
-		rep.Ceilings = append(rep.Ceilings, ph)
-		b.say("ceiling bare handler: %.0f req/s", ph.PerSecond)
-		if ph.PerSecond > 0 {
-			// The latency floor of this machine near capacity, to read the
-			// service's open-model p99 against.
-			rate := o.RateFraction * ph.PerSecond
-			ph = runOpenPhase(ctx, "bare open", fmt.Sprintf("the same at %.0f/s = %.2f × its peak, open model, latency from the intended send", rate, o.RateFraction),
-				rate, o.Workers, dur, OutOK, watch, httpOp(c, b.tokens.Fresh(1, 1), b.runID+"bopen"))
-			rep.Ceilings = append(rep.Ceilings, ph)
-			b.say("bare handler at %.0f/s, open model: p99 %.2f ms", rate, ph.Latency.P99)
-		}
-		c.Close()
-		stop()
-	}
+	b.bareCeilings(ctx, rep)
 
 	// 2. The reservation script alone.
-	ph := luaCeiling(ctx, b.cfg, o.LuaConc, dur, b.watched())
+	ph := luaCeiling(ctx, b.cfg, o.LuaConc, o.PhaseDuration, b.watched())
 	rep.Ceilings = append(rep.Ceilings, ph)
 	b.say("ceiling Lua reservation: %.0f/s %s", ph.PerSecond, ph.Error)
 
 	// 3. The order + outbox insert alone.
-	ph = insertCeiling(ctx, b.cfg, o.InsertConc, dur, b.watched())
+	ph = insertCeiling(ctx, b.cfg, o.InsertConc, o.PhaseDuration, b.watched())
 	rep.Ceilings = append(rep.Ceilings, ph)
 	b.say("ceiling order+outbox insert: %.0f/s %s", ph.PerSecond, ph.Error)
 
-	// 4. The service's sold-out peak (closed model), then the open model at
-	// --rate-fraction of it: the sold-out path's latency near capacity.
-	var soldOut float64
+	// 4. The service's sold-out peak.
+	return b.soldOutPeak(ctx, rep)
+}
+
+// bareCeilings measures the bare handler closed, then open at
+// --rate-fraction of its peak: the latency floor of this machine near
+// capacity, to read the service's open-model p99 against.
+func (b *bench) bareCeilings(ctx context.Context, rep *Report) {
+	o := b.opts
+	addr, pid, stop, err := startBareServer(ctx)
+	if err != nil {
+		rep.Ceilings = append(rep.Ceilings, Phase{Name: "bare", Error: err.Error()})
+		return
+	}
+	defer stop()
+	c := b.buyClient("http://"+addr, "1")
+	defer c.Close()
+	watch := b.watched(Watched{Name: "bare-server", PID: pid})
+	ph := runPhase(ctx, "bare", "net/http handler answering a small JSON body to the same POST (flashbench bare-server, own process)",
+		o.HTTPConc, o.PhaseDuration, OutOK, watch, httpOp(c, b.tokens.Fresh(1, 1), b.runID+"bare"))
+	rep.Ceilings = append(rep.Ceilings, ph)
+	b.say("ceiling bare handler: %.0f req/s", ph.PerSecond)
+	if ph.PerSecond <= 0 {
+		return
+	}
+	rate := o.RateFraction * ph.PerSecond
+	ph = runOpenPhase(ctx, "bare open", fmt.Sprintf("the same at %.0f/s = %.2f × its peak, open model, latency from the intended send", rate, o.RateFraction),
+		rate, o.Workers, o.PhaseDuration, OutOK, watch, httpOp(c, b.tokens.Fresh(1, 1), b.runID+"bopen"))
+	rep.Ceilings = append(rep.Ceilings, ph)
+	b.say("bare handler at %.0f/s, open model: p99 %.2f ms", rate, ph.Latency.P99)
+}
+
+// soldOutPeak measures the service's sold-out answers (closed model), then
+// the open model at --rate-fraction of them: the sold-out path's latency
+// near capacity. It returns the peak, 0 when it could not be measured.
+func (b *bench) soldOutPeak(ctx context.Context, rep *Report) float64 {
+	o := b.opts
 	id, err := b.createSale(ctx, "PEAK-SOLDOUT-"+b.runID, 0, 1)
 	if err != nil {
 		rep.Probes = append(rep.Probes, Phase{Name: "service sold-out", Error: err.Error()})
@@ -63,15 +74,15 @@ func (b *bench) ceilings(ctx context.Context, rep *Report) float64 {
 	}
 	c := b.buyClient(o.URL, id)
 	defer c.Close()
-	ph = runPhase(ctx, "service sold-out", "POST /v1/orders on a sold-out sale (JWT, body, sold-out fast path), closed model",
-		o.HTTPConc, dur, OutSoldOut, b.watched(), httpOp(c, b.tokens.Fresh(1, 1), b.runID+"so"))
+	ph := runPhase(ctx, "service sold-out", "POST /v1/orders on a sold-out sale (JWT, body, sold-out fast path), closed model",
+		o.HTTPConc, o.PhaseDuration, OutSoldOut, b.watched(), httpOp(c, b.tokens.Fresh(1, 1), b.runID+"so"))
 	rep.Probes = append(rep.Probes, ph)
-	soldOut = ph.PerSecond
+	soldOut := ph.PerSecond
 	b.say("peak sold-out answers: %.0f/s", ph.PerSecond)
 	if soldOut > 0 {
 		rate := o.RateFraction * soldOut
 		ph = runOpenPhase(ctx, "service sold-out open", fmt.Sprintf("the same at %.0f/s = %.2f × that peak, open model, latency from the intended send", rate, o.RateFraction),
-			rate, o.Workers, dur, OutSoldOut, b.watched(), httpOp(c, b.tokens.Fresh(1, 1), b.runID+"sopen"))
+			rate, o.Workers, o.PhaseDuration, OutSoldOut, b.watched(), httpOp(c, b.tokens.Fresh(1, 1), b.runID+"sopen"))
 		rep.Probes = append(rep.Probes, ph)
 		b.say("sold-out answers at %.0f/s, open model: p99 %.2f ms", rate, ph.Latency.P99)
 	}

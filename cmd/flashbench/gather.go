@@ -16,33 +16,49 @@ func (b *bench) gather(ctx context.Context, saleID string, clientOrders []Client
 	f := Facts{SaleID: saleID, Stock: o.Stock, Limit: o.Limit, Quantity: o.Quantity, DemandUnits: demand,
 		ClientOrders: clientOrders, Unresolved5xx: unresolved}
 	var lag LagReport
+	if err := b.storeFacts(ctx, sid, &f, &lag); err != nil {
+		return f, lag, err
+	}
+	b.kafkaFacts(ctx, from, &f, &lag)
+	f.Ledger, f.LedgerNote, lag.Consumer, lag.ConsumerNote = b.ledger(ctx, sid, f.Orders)
+	if gl, ok, err := groupLag(ctx, b.cfg.KafkaBrokers, b.cfg.KafkaTopic, o.LedgerGroup); err == nil && ok {
+		lag.GroupLag = &gl
+		lag.ConsumerNote += fmt.Sprintf(" Group %s lag after the checks: %d messages.", o.LedgerGroup, gl)
+	}
+	return f, lag, nil
+}
 
-	n, waited, err := waitDrained(ctx, b.pools, o.DrainTimeout)
+// storeFacts waits for the outbox to drain, then reads the sale's orders,
+// its stock and its state in Redis.
+func (b *bench) storeFacts(ctx context.Context, sid int64, f *Facts, lag *LagReport) error {
+	n, waited, err := waitDrained(ctx, b.pools, b.opts.DrainTimeout)
 	lag.DrainWaited = waited.Seconds()
 	f.Unpublished = n
 	if err != nil {
 		f.OutboxNote = "could not count unpublished rows: " + err.Error()
 	}
 	b.say("outbox: %d unpublished rows after %s", n, waited.Round(time.Millisecond))
-
 	if f.Orders, err = loadOrders(ctx, b.pools, sid); err != nil {
-		return f, lag, fmt.Errorf("read orders: %w", err)
+		return fmt.Errorf("read orders: %w", err)
 	}
-	var stock int
-	if err := b.pools[0].QueryRow(ctx, "SELECT stock FROM sales WHERE id = $1", sid).Scan(&stock); err != nil {
-		return f, lag, fmt.Errorf("read sale: %w", err)
+	if err := b.pools[0].QueryRow(ctx, "SELECT stock FROM sales WHERE id = $1", sid).Scan(&f.Stock); err != nil {
+		return fmt.Errorf("read sale: %w", err)
 	}
-	f.Stock = stock
-	if f.Redis, err = redisFacts(ctx, b.rdb, b.cfg.RedisPrefix, saleID); err != nil {
-		return f, lag, fmt.Errorf("read redis: %w", err)
+	if f.Redis, err = redisFacts(ctx, b.rdb, b.cfg.RedisPrefix, f.SaleID); err != nil {
+		return fmt.Errorf("read redis: %w", err)
 	}
+	return nil
+}
 
+// kafkaFacts reads the sale's events from the topic (from the offsets of
+// before the sale with --kafka-from run) and measures the relay's lag.
+func (b *bench) kafkaFacts(ctx context.Context, from map[int]int64, f *Facts, lag *LagReport) {
 	t := time.Now()
 	var kfrom map[int]int64
-	if o.KafkaFrom == "run" {
+	if b.opts.KafkaFrom == "run" {
 		kfrom = from
 	}
-	events, scanned, err := readEvents(ctx, b.cfg.KafkaBrokers, b.cfg.KafkaTopic, kfrom, saleID)
+	events, scanned, err := readEvents(ctx, b.cfg.KafkaBrokers, b.cfg.KafkaTopic, kfrom, f.SaleID)
 	lag.Scanned = scanned
 	if err != nil {
 		f.EventsNote = err.Error()
@@ -62,13 +78,6 @@ func (b *bench) gather(ctx context.Context, saleID string, clientOrders []Client
 	b.say("kafka: %d events of the sale among %d messages in %s", len(f.Events), lag.Scanned, time.Since(t).Round(time.Millisecond))
 	lag.Relay, lag.Duplicates = relayLag(f.Orders, f.Events)
 	lag.RelayNote = "Kafka message timestamp (set by the relay's writer when it sends the batch; acks=all follows within a round trip) minus the order's created_at (its transaction's start, just before the commit), first delivery of each created event"
-
-	f.Ledger, f.LedgerNote, lag.Consumer, lag.ConsumerNote = b.ledger(ctx, sid, f.Orders)
-	if gl, ok, err := groupLag(ctx, b.cfg.KafkaBrokers, b.cfg.KafkaTopic, o.LedgerGroup); err == nil && ok {
-		lag.GroupLag = &gl
-		lag.ConsumerNote += fmt.Sprintf(" Group %s lag after the checks: %d messages.", o.LedgerGroup, gl)
-	}
-	return f, lag, nil
 }
 
 // ledger waits for the inventory ledger to record every order (when its
@@ -85,18 +94,48 @@ func (b *bench) ledger(ctx context.Context, sid int64, orders []OrderRow) (*Ledg
 		return nil, "no ledger_entries table on database 0 (the inventory consumer's migration is not applied)", LatencyStats{},
 			"not measured: no inventory ledger"
 	}
+	w, err := b.waitLedger(ctx, sid, len(orders))
+	if err != nil {
+		return &LedgerFacts{Created: map[int64]int{}, Note: "read failed: " + err.Error()}, "", LatencyStats{}, ""
+	}
+	b.say("ledger: %d of %d orders recorded after waiting %s", len(w.counts), len(orders), w.waited.Round(time.Millisecond))
+	h := newHist(3)
+	for _, o := range orders {
+		if t, ok := w.at[o.ID]; ok {
+			_ = h.RecordValue(micros(t.Sub(o.CreatedAt)))
+		}
+	}
+	note := fmt.Sprintf("waited %s for the ledger, which recorded %.0f entries/s of any sale meanwhile",
+		w.waited.Round(time.Millisecond), float64(w.entries)/w.waited.Seconds())
+	if w.stalled {
+		note += "; it recorded nothing for 15 s: is `flashsale consume inventory` running?"
+	}
+	return &LedgerFacts{Created: w.counts, Note: note}, "", statsOf(h),
+		"ledger_entries.recorded_at minus the order's created_at (relay, Kafka and the inventory consumer's transaction)."
+}
+
+// ledgerWait is what waiting for the ledger saw.
+type ledgerWait struct {
+	counts  map[int64]int       // created entries by order
+	at      map[int64]time.Time // when each order's entry was recorded
+	entries int64               // entries of any sale recorded meanwhile
+	waited  time.Duration
+	stalled bool // it recorded nothing for 15 s
+}
+
+// waitLedger polls the ledger until it holds the sale's n orders, the
+// ledger timeout passes, or the ledger stops recording anything at all.
+func (b *bench) waitLedger(ctx context.Context, sid int64, n int) (ledgerWait, error) {
+	var w ledgerWait
 	start := time.Now()
-	var counts map[int64]int
-	var at map[int64]time.Time
 	total0, _ := ledgerTotal(ctx, b.pools[0])
 	total, lastTotal, lastMove := total0, total0, start
-	stalled := false
 	for {
-		counts, at, err = ledgerCreated(ctx, b.pools[0], sid)
-		if err != nil {
-			return &LedgerFacts{Created: map[int64]int{}, Note: "read failed: " + err.Error()}, "", LatencyStats{}, ""
+		var err error
+		if w.counts, w.at, err = ledgerCreated(ctx, b.pools[0], sid); err != nil {
+			return w, err
 		}
-		if len(counts) >= len(orders) || time.Since(start) > b.opts.LedgerTimeout || ctx.Err() != nil {
+		if len(w.counts) >= n || time.Since(start) > b.opts.LedgerTimeout || ctx.Err() != nil {
 			break
 		}
 		// The ledger may be busy with earlier events: give up early only
@@ -104,26 +143,13 @@ func (b *bench) ledger(ctx context.Context, sid int64, orders []OrderRow) (*Ledg
 		if total, _ = ledgerTotal(ctx, b.pools[0]); total != lastTotal {
 			lastTotal, lastMove = total, time.Now()
 		} else if time.Since(lastMove) > 15*time.Second {
-			stalled = true
+			w.stalled = true
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	waited := time.Since(start)
-	b.say("ledger: %d of %d orders recorded after waiting %s", len(counts), len(orders), waited.Round(time.Millisecond))
-	h := newHist(3)
-	for _, o := range orders {
-		if t, ok := at[o.ID]; ok {
-			_ = h.RecordValue(micros(t.Sub(o.CreatedAt)))
-		}
-	}
-	rate := float64(total-total0) / waited.Seconds()
-	note := fmt.Sprintf("waited %s for the ledger, which recorded %.0f entries/s of any sale meanwhile", waited.Round(time.Millisecond), rate)
-	if stalled {
-		note += "; it recorded nothing for 15 s: is `flashsale consume inventory` running?"
-	}
-	return &LedgerFacts{Created: counts, Note: note}, "", statsOf(h),
-		"ledger_entries.recorded_at minus the order's created_at (relay, Kafka and the inventory consumer's transaction)."
+	w.waited, w.entries = time.Since(start), total-total0
+	return w, nil
 }
 
 // relayLag is, for each created event of a known order, its first Kafka
