@@ -19,31 +19,20 @@ func (b *bench) machine(ctx context.Context) map[string]string {
 		"loadavg_start":      readTrim("/proc/loadavg"),
 		"cpu_pressure_start": firstLine(readTrim("/proc/pressure/cpu")),
 	}
-	if s, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(s), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu"] = strings.TrimSpace(v)
-				break
-			}
-		}
+	if v, ok := procField("/proc/cpuinfo", "model name"); ok {
+		m["cpu"] = v
 	}
-	if s, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(s), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				m["memory"] = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-			}
-		}
+	if v, ok := procField("/proc/meminfo", "MemTotal"); ok {
+		kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, "kB")), 10, 64)
+		m["memory"] = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 	}
 	var v string
 	if err := b.pools[0].QueryRow(ctx, "SHOW server_version").Scan(&v); err == nil {
 		m["postgresql"] = v
 	}
 	if info, err := b.rdb.Info(ctx, "server").Result(); err == nil {
-		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-				m["redis"] = v
-			}
+		if v, ok := keyValue(info, "redis_version"); ok {
+			m["redis"] = v
 		}
 	}
 	for _, n := range b.opts.Notes {
@@ -52,6 +41,26 @@ func (b *bench) machine(ctx context.Context) map[string]string {
 		}
 	}
 	return m
+}
+
+// procField is the first value of key in a "key: value" file of /proc.
+func procField(path, key string) (string, bool) {
+	s, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	return keyValue(string(s), key)
+}
+
+// keyValue is the first value of key in "key: value" (or "key:value")
+// lines.
+func keyValue(text, key string) (string, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
 }
 
 func readTrim(path string) string {

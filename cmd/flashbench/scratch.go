@@ -14,37 +14,16 @@ import (
 // database of urls and returns their URLs and a function that drops them.
 func scratchDatabases(ctx context.Context, urls []string) ([]string, func(), error) {
 	var made []string
-	admin := func(u string) (*pgx.Conn, error) {
-		p, err := url.Parse(u)
-		if err != nil {
-			return nil, err
-		}
-		p.Path = "/postgres"
-		return pgx.Connect(ctx, p.String())
-	}
 	drop := func() {
 		for i, name := range made {
-			if c, err := admin(urls[i]); err == nil {
-				_, _ = c.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-				_ = c.Close(context.WithoutCancel(ctx))
-			}
+			_ = adminExec(context.WithoutCancel(ctx), urls[i], "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 		}
 	}
 	out := make([]string, len(urls))
 	run := randHex(3)
 	for i, u := range urls {
 		name := fmt.Sprintf("flashbench_scratch_%s_%d", run, i)
-		c, err := admin(u)
-		if err != nil {
-			drop()
-			return nil, nil, err
-		}
-		_, err = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		if err == nil {
-			_, err = c.Exec(ctx, "CREATE DATABASE "+name)
-		}
-		_ = c.Close(ctx)
-		if err != nil {
+		if err := adminExec(ctx, u, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)", "CREATE DATABASE "+name); err != nil {
 			drop()
 			return nil, nil, fmt.Errorf("scratch database %s: %w", name, err)
 		}
@@ -56,6 +35,28 @@ func scratchDatabases(ctx context.Context, urls []string) ([]string, func(), err
 	return out, drop, nil
 }
 
+// adminExec runs the statements in order on the server of u, connected to
+// its postgres database, stopping at the first that fails.
+func adminExec(ctx context.Context, u string, stmts ...string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return err
+	}
+	p.Path = "/postgres"
+	c, err := pgx.Connect(ctx, p.String())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close(context.WithoutCancel(ctx)) }()
+	for _, s := range stmts {
+		if _, err := c.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// randHex is n random bytes in hex: names private to one run.
 func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

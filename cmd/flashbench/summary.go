@@ -29,6 +29,16 @@ func printSummary(w io.Writer, r *Report, dir string) {
 			fmt.Fprintf(w, "  cpu       %-24s %.2f cores (%.0f%% of the machine), RSS %.0f MB\n", u.Name, u.Cores, u.MachinePct, u.RSSEndMB)
 		}
 	}
+	printJudged(w, r)
+	verdict := "PASSED"
+	if !r.Passed {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "verification %s; report in %s/{report.md,report.json,chart.svg}\n", verdict, dir)
+}
+
+// printJudged prints the ratios, the targets and the checks.
+func printJudged(w io.Writer, r *Report) {
 	for _, x := range r.Ratios {
 		fmt.Fprintf(w, "  ratio     %-62s %.2f\n", x.Name, x.Ratio)
 	}
@@ -39,7 +49,6 @@ func printSummary(w io.Writer, r *Report, dir string) {
 		}
 		fmt.Fprintf(w, "  target    %-36s %-10s %s\n", t.Name, met, t.Measured)
 	}
-	names := make([]string, 0, len(r.Checks))
 	for _, c := range r.Checks {
 		res := "ok"
 		if c.Skipped {
@@ -47,14 +56,6 @@ func printSummary(w io.Writer, r *Report, dir string) {
 		} else if !c.OK {
 			res = "FAILED"
 		}
-		names = append(names, fmt.Sprintf("  check     %-28s %-8s %s", c.Name, res, c.Detail))
+		fmt.Fprintf(w, "  check     %-28s %-8s %s\n", c.Name, res, c.Detail)
 	}
-	for _, n := range names {
-		fmt.Fprintln(w, n)
-	}
-	verdict := "PASSED"
-	if !r.Passed {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(w, "verification %s; report in %s/{report.md,report.json,chart.svg}\n", verdict, dir)
 }
