@@ -55,11 +55,11 @@ type committer struct {
 }
 
 // newCommitter returns the group commit of one database, whose workers
-// transactions take the allotment slots from first on (modulo allotSlots).
+// transactions take the allotment slots from first on (modulo AllotSlots).
 func newCommitter(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), workers, first int) *committer {
 	c := &committer{pool: pool, create: create, onCommit: onCommit, slots: make(chan int, workers)}
 	for w := range workers {
-		c.slots <- (first + w) % allotSlots
+		c.slots <- (first + w) % AllotSlots
 	}
 	return c
 }

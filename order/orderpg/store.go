@@ -69,7 +69,7 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 	workers := max(1, opt.Workers)
 	// Instances start at different slots, so that two instances' commits
 	// mostly lock different allotment rows too.
-	first := mrand.IntN(allotSlots)
+	first := mrand.IntN(AllotSlots)
 	for _, p := range pools {
 		c := newCommitter(p, create, s.committed, workers, first)
 		s.commits = append(s.commits, c)
