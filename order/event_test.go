@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"flashsale"
 	"flashsale/order"
 )
 
@@ -33,12 +32,19 @@ func TestSQLEventTypesAreGoConstants(t *testing.T) {
 		"sql/order_cancel_oversold.sql": order.EventCancelled,
 		"sql/order_expire.sql":          order.EventExpired,
 	}
+	// The files, not the query accessor: the test reads every statement,
+	// whichever package runs it.
+	files, err := filepath.Glob("../sql/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sql/*.sql beside package order: %v", err)
+	}
 	got := map[string]string{}
-	err := fs.WalkDir(flashsale.Queries, "sql", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
 		}
-		b, err := fs.ReadFile(flashsale.Queries, path)
+		path := "sql/" + filepath.Base(f)
 		for _, lit := range eventLiteral.FindAll(b, -1) {
 			typ := string(bytes.Trim(lit, "'"))
 			if !slices.Contains(order.EventTypes, typ) {
@@ -49,10 +55,6 @@ func TestSQLEventTypesAreGoConstants(t *testing.T) {
 			}
 			got[path] = typ
 		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("event types written by sql/: %v, want %v", got, want)
@@ -62,8 +64,8 @@ func TestSQLEventTypesAreGoConstants(t *testing.T) {
 			t.Errorf("no statement writes %s", typ)
 		}
 	}
-	if q := flashsale.Query("order_cancel_oversold"); !strings.Contains(q, "'"+order.ReasonOversold+"'") {
-		t.Errorf("order_cancel_oversold does not give reason %q", order.ReasonOversold)
+	if b, err := os.ReadFile("../sql/order_cancel_oversold.sql"); err != nil || !bytes.Contains(b, []byte("'"+order.ReasonOversold+"'")) {
+		t.Errorf("order_cancel_oversold does not give reason %q (%v)", order.ReasonOversold, err)
 	}
 }
 
