@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"flashsale/order"
 )
 
@@ -71,29 +73,18 @@ func TestSQLEventTypesAreGoConstants(t *testing.T) {
 
 // outboxRow is one outbox row of an order.
 type outboxRow struct {
-	typ     string
-	payload []byte
+	Type    string
+	Payload []byte
 }
 
 // outboxRows lists the outbox rows of an order, in outbox order.
 func (r *rig) outboxRows(t *testing.T, id order.ID) []outboxRow {
 	t.Helper()
 	sh, _ := r.m.ForOrder(id.Int64())
-	rows, err := r.pools[r.m.Database(sh)].Query(context.Background(),
+	rows, _ := r.pools[r.m.Database(sh)].Query(context.Background(),
 		"SELECT event_type, payload FROM "+sh.Schema()+".outbox WHERE aggregate_id = $1 ORDER BY id", id.Int64())
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []outboxRow
-	for rows.Next() {
-		var x outboxRow
-		if err := rows.Scan(&x.typ, &x.payload); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, x)
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -140,13 +131,13 @@ func TestEventPayloadsMatchSQL(t *testing.T) {
 		rows := r.outboxRows(t, c.o.ID)
 		if got := []string{}; len(rows) != len(c.types) {
 			for _, x := range rows {
-				got = append(got, x.typ)
+				got = append(got, x.Type)
 			}
 			t.Fatalf("order %s: events %v, want %v", c.o.ID, got, c.types)
 		}
 		for i, x := range rows {
-			if x.typ != c.types[i] {
-				t.Errorf("order %s: event %d is %s, want %s", c.o.ID, i, x.typ, c.types[i])
+			if x.Type != c.types[i] {
+				t.Errorf("order %s: event %d is %s, want %s", c.o.ID, i, x.Type, c.types[i])
 				continue
 			}
 			checkPayload(t, c.o, x, c.reason)
@@ -159,21 +150,21 @@ func TestEventPayloadsMatchSQL(t *testing.T) {
 // that the values are the order's.
 func checkPayload(t *testing.T, o order.Order, x outboxRow, reason string) {
 	t.Helper()
-	p, ok := order.NewPayloadV1(x.typ)
+	p, ok := order.NewPayloadV1(x.Type)
 	if !ok {
-		t.Fatalf("%s: no Go payload type", x.typ)
+		t.Fatalf("%s: no Go payload type", x.Type)
 	}
-	dec := json.NewDecoder(bytes.NewReader(x.payload))
+	dec := json.NewDecoder(bytes.NewReader(x.Payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(p); err != nil {
-		t.Fatalf("%s payload %s does not decode into %T: %v", x.typ, x.payload, p, err)
+		t.Fatalf("%s payload %s does not decode into %T: %v", x.Type, x.Payload, p, err)
 	}
 	back, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sqlKeys, goKeys := jsonKeys(t, x.payload), jsonKeys(t, back); !slices.Equal(sqlKeys, goKeys) {
-		t.Errorf("%s: the SQL builds keys %v, the Go type %T has %v", x.typ, sqlKeys, p, goKeys)
+	if sqlKeys, goKeys := jsonKeys(t, x.Payload), jsonKeys(t, back); !slices.Equal(sqlKeys, goKeys) {
+		t.Errorf("%s: the SQL builds keys %v, the Go type %T has %v", x.Type, sqlKeys, p, goKeys)
 	}
 	var e order.EventV1
 	var gotReason string
@@ -189,15 +180,15 @@ func checkPayload(t *testing.T, o order.Order, x outboxRow, reason string) {
 	}
 	want := order.EventV1{SchemaVersion: order.SchemaVersion, OrderID: strconv.FormatInt(o.ID.Int64(), 10),
 		SaleID: o.SaleID.String(), UserID: o.Buyer.String(), Quantity: o.Quantity, AmountCents: o.AmountCents,
-		Currency: o.Currency, Status: statusOf(x.typ), CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt}
+		Currency: o.Currency, Status: statusOf(x.Type), CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt}
 	if e != want {
-		t.Errorf("%s payload %+v, want %+v", x.typ, e, want)
+		t.Errorf("%s payload %+v, want %+v", x.Type, e, want)
 	}
 	if !e.CreatedAt.Equal(o.CreatedAt) || !e.ExpiresAt.Equal(o.ExpiresAt) {
-		t.Errorf("%s times %s, %s; want %s, %s", x.typ, e.CreatedAt, e.ExpiresAt, o.CreatedAt, o.ExpiresAt)
+		t.Errorf("%s times %s, %s; want %s, %s", x.Type, e.CreatedAt, e.ExpiresAt, o.CreatedAt, o.ExpiresAt)
 	}
-	if x.typ == order.EventCancelled && gotReason != reason {
-		t.Errorf("%s reason %q, want %q", x.typ, gotReason, reason)
+	if x.Type == order.EventCancelled && gotReason != reason {
+		t.Errorf("%s reason %q, want %q", x.Type, gotReason, reason)
 	}
 }
 
