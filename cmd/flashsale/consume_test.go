@@ -122,12 +122,20 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 // debugAddr is the debug listener's address, from the command's log.
 func debugAddr(t *testing.T, logs *testenv.SyncBuffer) string {
 	t.Helper()
+	addr := logged(logs, "serving metrics and profiles")
+	if addr == "" {
+		t.Fatalf("no debug listener in the log:\n%s", logs.String())
+	}
+	return addr
+}
+
+// logged is the addr attribute of the first log record saying msg, or "".
+func logged(logs *testenv.SyncBuffer, msg string) string {
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var rec struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics and profiles" {
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
 			return rec.Addr
 		}
 	}
-	t.Fatalf("no debug listener in the log:\n%s", logs.String())
 	return ""
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"flashsale/config"
 )
 
 func main() {
@@ -50,7 +52,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
+		return serveCmd(ctx, args[1:], getenv, stderr)
 	case "consume":
 		return consumeCmd(ctx, args[1:], getenv, stderr)
 	case "migrate":
@@ -65,7 +67,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 }
 
 func printUsage(w io.Writer) {
-	fs, _ := newFlagSet("flashsale", w)
+	fs, _ := newFlagSet("flashsale", config.Serve, w)
 	fmt.Fprint(w, usage)
 	fs.SetOutput(w)
 	fs.PrintDefaults()

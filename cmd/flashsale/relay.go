@@ -3,29 +3,21 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 
 	"flashsale/app"
+	"flashsale/config"
 )
 
-// relayCmd runs only the outbox relay: for deployments that keep it out of
-// the API instances, or run more relays than API instances.
+// relayCmd runs only the outbox relay until the signal context ends.
 func relayCmd(ctx context.Context, args []string, getenv env, stderr io.Writer) error {
-	fs, cfg := newFlagSet("flashsale relay", stderr)
-	if err := loadConfig(fs, cfg, args, getenv); err != nil {
-		return err
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	log.Info("starting relay", "config", cfg)
-	a, err := app.New(ctx, cfg, log)
+	cfg, log, err := load("flashsale relay", config.Relay, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	stop, err := startDebug(ctx, cfg.DebugAddr, a.Metrics(), log)
+	r, err := app.NewRelay(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	return a.RunRelay(ctx)
+	defer r.Close()
+	return r.Run(ctx)
 }
