@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
@@ -35,9 +34,7 @@ import (
 
 // App is one flashsale instance.
 type App struct {
-	cfg           *config.Config
-	log           *slog.Logger
-	pools         []*pgxpool.Pool
+	process                       // config, log, metrics, databases
 	redis         []*redis.Client // node 1 first; the buy path's client
 	lockNodes     []*redis.Client // short retries: a down node must not stall a lock
 	store         *orderpg.Store
@@ -52,7 +49,6 @@ type App struct {
 	relay         *outbox.Relay
 	consumers     []*consumer.Consumer
 	consumerNames []string // of each consumer, for the logs
-	metrics       *metrics.Metrics
 	breakers      breakers
 	figures       *metrics.Live // the sale page's figures
 	closing       chan struct{} // closed when the server shuts down: ends the sale page's streams
@@ -65,20 +61,18 @@ type App struct {
 // New connects to every dependency, applies migrations when configured and
 // builds the handler. Close releases what New opened.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
+	base, err := openProcess(ctx, cfg, log, len(cfg.DatabaseURLs))
+	if err != nil {
+		return nil, err
+	}
+	a := &App{process: base}
 	defer func() {
 		if err != nil {
 			a.Close()
 		}
 	}()
-	m, err := shardMap(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.connect(ctx); err != nil {
-		return nil, err
-	}
-	a.wire(m)
+	a.connectRedis()
+	a.wire(base.shards)
 	if cfg.ConsumersEnabled {
 		if err := a.wireConsumers(); err != nil {
 			return nil, err
@@ -87,15 +81,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	return a, nil
 }
 
-func (a *App) connect(ctx context.Context) (err error) {
-	if a.pools, err = openPools(ctx, a.cfg, len(a.cfg.DatabaseURLs)); err != nil {
-		return err
-	}
+// connectRedis makes the buy path's client and the lock client of each
+// Redis node; they dial when first used.
+func (a *App) connectRedis() {
 	for _, addr := range a.cfg.RedisAddrs {
 		a.redis = append(a.redis, redis.NewClient(a.redisOptions(addr)))
 	}
 	a.lockNodes = openLockNodes(a.cfg)
-	return nil
 }
 
 func (a *App) wire(m shard.Map) {

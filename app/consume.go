@@ -27,32 +27,19 @@ const (
 // NAME); run several processes of one kind to share the topic's
 // partitions. It opens the databases it writes and nothing else.
 type ConsumeProcess struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	pools    []*pgxpool.Pool
-	metrics  *metrics.Metrics
+	process
 	consumer *consumer.Consumer
 }
 
 // NewConsume builds the consumer called name (LedgerConsumer or
 // NotifyConsumer), applying migrations first when configured. Close
 // releases it.
-func NewConsume(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (_ *ConsumeProcess, err error) {
+func NewConsume(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (*ConsumeProcess, error) {
 	if name != LedgerConsumer && name != NotifyConsumer {
 		return nil, fmt.Errorf("consume needs %s or %s, not %q", LedgerConsumer, NotifyConsumer, name)
 	}
 	if name == NotifyConsumer && cfg.WebhookURL == "" {
 		return nil, errors.New("consume notify: webhook-url is required")
-	}
-	p := &ConsumeProcess{cfg: cfg, log: log, metrics: metrics.New()}
-	defer func() {
-		if err != nil {
-			p.Close()
-		}
-	}()
-	m, err := shardMap(ctx, cfg)
-	if err != nil {
-		return nil, err
 	}
 	// The ledger cancels what an oversell sold, on the order's shard; the
 	// webhooks need only database 0's inbox.
@@ -60,15 +47,20 @@ func NewConsume(ctx context.Context, cfg *config.Config, name string, log *slog.
 	if name == LedgerConsumer {
 		n = len(cfg.DatabaseURLs)
 	}
-	if p.pools, err = openPools(ctx, cfg, n); err != nil {
+	base, err := openProcess(ctx, cfg, log, n)
+	if err != nil {
 		return nil, err
 	}
+	p := &ConsumeProcess{process: base}
 	var orders *orderpg.Store
 	if name == LedgerConsumer {
-		orders = orderpg.New(p.pools, m, orderpg.Options{Log: log})
+		orders = orderpg.New(p.pools, p.shards, orderpg.Options{Log: log})
 	}
-	p.consumer, err = newConsumer(name, cfg, p.pools[0], orders, p.metrics, cfg.ShutdownTimeout, log)
-	return p, err
+	if p.consumer, err = newConsumer(name, cfg, p.pools[0], orders, p.metrics, cfg.ShutdownTimeout, log); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
 // Run consumes until ctx ends, with the debug listener when configured.

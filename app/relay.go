@@ -12,7 +12,6 @@ import (
 
 	"flashsale/config"
 	"flashsale/lease"
-	"flashsale/metrics"
 	"flashsale/outbox"
 	"flashsale/shard"
 )
@@ -22,34 +21,21 @@ import (
 // than API instances. It opens the databases, the Redis lock nodes and a
 // Kafka writer, nothing of the buy path.
 type RelayProcess struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	pools     []*pgxpool.Pool
+	process
 	lockNodes []*redis.Client
 	writer    *outbox.Writer
 	relay     *outbox.Relay
-	metrics   *metrics.Metrics
 }
 
 // NewRelay connects to what the relay uses, applying migrations first when
 // configured. Close releases it.
-func NewRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *RelayProcess, err error) {
-	p := &RelayProcess{cfg: cfg, log: log, metrics: metrics.New()}
-	defer func() {
-		if err != nil {
-			p.Close()
-		}
-	}()
-	m, err := shardMap(ctx, cfg)
+func NewRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) (*RelayProcess, error) {
+	base, err := openProcess(ctx, cfg, log, len(cfg.DatabaseURLs))
 	if err != nil {
 		return nil, err
 	}
-	if p.pools, err = openPools(ctx, cfg, len(cfg.DatabaseURLs)); err != nil {
-		return nil, err
-	}
-	p.lockNodes = openLockNodes(cfg)
-	p.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
-	p.relay = newRelay(cfg, p.pools, m, p.writer, newLocker(cfg, p.pools[0], p.lockNodes), log)
+	p := &RelayProcess{process: base, lockNodes: openLockNodes(cfg), writer: outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)}
+	p.relay = newRelay(cfg, p.pools, p.shards, p.writer, newLocker(cfg, p.pools[0], p.lockNodes), log)
 	p.metrics.Relay(p.relay.Stats())
 	return p, nil
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,8 +13,32 @@ import (
 	"flashsale/dbschema"
 	"flashsale/inventory"
 	"flashsale/lease"
+	"flashsale/metrics"
 	"flashsale/shard"
 )
+
+// process is what every command's process opens first: its metrics
+// registry and its databases, migrated first when configured.
+type process struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	shards  shard.Map
+	pools   []*pgxpool.Pool // of the first databases, in shard-map order
+	metrics *metrics.Metrics
+}
+
+// openProcess migrates when configured and opens the first n databases.
+func openProcess(ctx context.Context, cfg *config.Config, log *slog.Logger, n int) (process, error) {
+	m, err := shardMap(ctx, cfg)
+	if err != nil {
+		return process{}, err
+	}
+	pools, err := openPools(ctx, cfg, n)
+	if err != nil {
+		return process{}, err
+	}
+	return process{cfg: cfg, log: log, shards: m, pools: pools, metrics: metrics.New()}, nil
+}
 
 // openPools opens a fail-fast pool on each of the first n databases; on
 // an error it closes those it opened.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,9 @@ func TestEachCommandsHelpListsItsSettings(t *testing.T) {
 	}
 }
 
-// TestToolsStartWithoutJWTSecret runs migrate and consume inventory with
-// no JWT setting at all: they verify no tokens, so they must start.
+// TestToolsStartWithoutJWTSecret runs migrate, consume inventory and
+// relay with no JWT setting at all: they verify no tokens, so they must
+// start, each with its own wiring (its counters on /metrics).
 func TestToolsStartWithoutJWTSecret(t *testing.T) {
 	cfg := testenv.Config(t, 2)
 	topic := testenv.Topic(t, cfg)
@@ -52,6 +54,7 @@ func TestToolsStartWithoutJWTSecret(t *testing.T) {
 		"FLASHSALE_KAFKA_BROKERS": strings.Join(cfg.KafkaBrokers, ","), "FLASHSALE_KAFKA_TOPIC": topic,
 		"FLASHSALE_DEAD_LETTER_TOPIC": topic + ".dlq", "FLASHSALE_MIGRATE_ON_START": "false",
 		"FLASHSALE_SHUTDOWN_TIMEOUT": "10s", "FLASHSALE_DEBUG_ADDR": "127.0.0.1:0",
+		"FLASHSALE_REDIS_ADDRS": strings.Join(cfg.RedisAddrs, ","), "FLASHSALE_REDIS_PREFIX": cfg.RedisPrefix,
 	}
 	getenv := func(k string) string { return env[k] }
 	var stdout, logs testenv.SyncBuffer
@@ -61,28 +64,43 @@ func TestToolsStartWithoutJWTSecret(t *testing.T) {
 	if !strings.Contains(stdout.String(), "version=") {
 		t.Errorf("migrate version printed %q", stdout.String())
 	}
+	runBriefly(t, []string{"consume", "inventory"}, getenv, `flashsale_consumer_applied_total{consumer="inventory"}`)
+	runBriefly(t, []string{"relay"}, getenv, "flashsale_outbox_published_total")
+}
+
+// runBriefly runs a long-running command until its debug listener shows
+// metric, then stops it: it must return nil.
+func runBriefly(t *testing.T, args []string, getenv env, metric string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"consume", "inventory"}, getenv, &stdout, &logs) }()
-	// The ledger's counters on the debug listener show the consumer wired.
+	go func() { done <- run(ctx, args, getenv, &logs, &logs) }()
 	var addr string
 	for deadline := time.Now().Add(30 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		addr = logged(&logs, "serving metrics and profiles")
 	}
 	if addr == "" {
-		t.Fatalf("consume inventory did not start within 30 s\n%s", logs.String())
+		t.Fatalf("%v did not start within 30 s\n%s", args, logs.String())
 	}
-	if _, ok := testenv.Scrape(t, "http://"+addr+"/metrics")[`flashsale_consumer_applied_total{consumer="inventory"}`]; !ok {
-		t.Errorf("the inventory consumer is not on /metrics")
+	if _, ok := testenv.Scrape(t, "http://"+addr+"/metrics")[metric]; !ok {
+		t.Errorf("%v: no %s on /metrics", args, metric)
 	}
 	cancel()
+	waitStopped(t, strings.Join(args, " "), done, 25*time.Second, &logs)
+}
+
+// waitStopped fails the test unless the command, told to stop, returns
+// nil on done within d.
+func waitStopped(t *testing.T, command string, done <-chan error, d time.Duration, logs fmt.Stringer) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("consume inventory: %v\n%s", err, logs.String())
+			t.Fatalf("%s: %v\n%s", command, err, logs)
 		}
-	case <-time.After(25 * time.Second):
-		t.Fatal("consume inventory did not stop within 25 s of its context ending")
+	case <-time.After(d):
+		t.Fatalf("%s did not stop within %v of being told to", command, d)
 	}
 }

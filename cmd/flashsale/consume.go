@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 
 	"flashsale/app"
 	"flashsale/config"
@@ -19,14 +20,8 @@ func consumeCmd(ctx context.Context, args []string, getenv env, stderr io.Writer
 	if len(args) == 0 || (args[0] != app.LedgerConsumer && args[0] != app.NotifyConsumer) {
 		return errors.New("consume needs inventory or notify")
 	}
-	cfg, log, err := load("flashsale consume "+args[0], config.Consume, args[1:], getenv, stderr)
-	if err != nil {
-		return err
-	}
-	c, err := app.NewConsume(ctx, cfg, args[0], log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return c.Run(ctx)
+	return runProcess(ctx, "consume "+args[0], config.Consume, args[1:], getenv, stderr,
+		func(ctx context.Context, cfg *config.Config, log *slog.Logger) (process, error) {
+			return app.NewConsume(ctx, cfg, args[0], log)
+		})
 }

@@ -104,14 +104,7 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 		t.Errorf("applied events on /metrics: %v, want 1", applied)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("consume: %v\n%s", err, logs.String())
-		}
-	case <-time.After(25 * time.Second):
-		t.Fatal("consume did not stop within 25 s of its context ending")
-	}
+	waitStopped(t, "consume", done, 25*time.Second, &logs)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 1 || !strings.HasPrefix(got[0], id+" ") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"log/slog"
@@ -35,4 +36,29 @@ func load(name string, cmd config.Command, args []string, getenv env, stderr io.
 // word that would follow the command.
 func helpAsked(args []string) bool {
 	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+}
+
+// process is what app builds for a command: run until ctx ends, then closed.
+type process interface {
+	Run(ctx context.Context) error
+	Close()
+}
+
+// builder builds a command's process from its settings.
+type builder func(ctx context.Context, cfg *config.Config, log *slog.Logger) (process, error)
+
+// runProcess loads the settings cmd reads from args and the environment,
+// builds the command's process with build and runs it until ctx ends,
+// closing it after.
+func runProcess(ctx context.Context, name string, cmd config.Command, args []string, getenv env, stderr io.Writer, build builder) error {
+	cfg, log, err := load("flashsale "+name, cmd, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	p, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return p.Run(ctx)
 }

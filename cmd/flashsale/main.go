@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"flashsale/app"
 	"flashsale/config"
 )
 
@@ -52,13 +54,22 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	}
 	switch args[0] {
 	case "serve":
-		return serveCmd(ctx, args[1:], getenv, stderr)
+		// The HTTP API and its background loops, until ctx ends or a loop dies.
+		return runProcess(ctx, "serve", config.Serve, args[1:], getenv, stderr,
+			func(ctx context.Context, cfg *config.Config, log *slog.Logger) (process, error) {
+				return app.New(ctx, cfg, log)
+			})
 	case "consume":
 		return consumeCmd(ctx, args[1:], getenv, stderr)
 	case "migrate":
 		return migrateCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "relay":
-		return relayCmd(ctx, args[1:], getenv, stderr)
+		// Only the outbox relay: for deployments that keep it out of the API
+		// instances, or run more relays than API instances.
+		return runProcess(ctx, "relay", config.Relay, args[1:], getenv, stderr,
+			func(ctx context.Context, cfg *config.Config, log *slog.Logger) (process, error) {
+				return app.NewRelay(ctx, cfg, log)
+			})
 	case "token":
 		return tokenCmd(args[1:], getenv, stdout, stderr)
 	}
