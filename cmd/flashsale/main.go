@@ -41,7 +41,8 @@ Usage:
   flashsale token --sub ID [--admin] [--ttl D]  mint a development JWT (needs the jwt-secret setting)
 
 Every setting is a flag and a FLASHSALE_* environment variable; flags win.
-Settings:
+Each command reads only the settings it uses: flashsale COMMAND --help lists them.
+Settings (serve reads them all):
 `
 
 func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
