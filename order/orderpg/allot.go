@@ -202,7 +202,12 @@ const refillTries = 8
 // than the order wants that no live order holds: PostgreSQL has nothing
 // left for it, whatever Redis believed.
 func (s *Store) refill(ctx context.Context, o order.NewOrder, to pot) error {
-	sale, need := o.Sale.ID, int64(o.Qty)
+	return s.refillUnits(ctx, o.Sale.ID, int64(o.Qty), to)
+}
+
+// refillUnits gets need free units of the sale onto the allotment to, as
+// refill does for one order.
+func (s *Store) refillUnits(ctx context.Context, sale inventory.SaleID, need int64, to pot) error {
 	if err := s.ensureAllotted(ctx, sale); err != nil {
 		return err
 	}
