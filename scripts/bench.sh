@@ -21,6 +21,8 @@
 #                          their cost (issue 12; about 10 s more) (0: not)
 #   The service's debug listener (/metrics, /debug/pprof) is BENCH_PORT+1 when this script starts it:
 #   flashbench reads the group commit's latency and serve's CPU profile there.
+#   BENCH_STACK=scripts/stack.sh  the stack script; BENCH_STACK_CMD=up (env: only read the settings of a
+#                          stack already running, e.g. the one of another checkout, and never start one)
 #   BENCH_FRESH=1          when this script starts the service: give the run databases of its own
 #                          (flashbench_0..N-1, dropped and recreated), Redis keys (prefix flashbench,
 #                          wiped), its own topics and consumer groups, so what earlier runs left (orders whose payment window closes,
@@ -52,7 +54,8 @@ mkdir -p "$OUT"
 T0=$SECONDS
 
 say "stack up"
-eval "$(scripts/stack.sh up)"
+STACK="${BENCH_STACK:-scripts/stack.sh}"
+eval "$("$STACK" "${BENCH_STACK_CMD:-up}")"
 
 # fresh_run points the service at databases, topics and consumer groups of
 # this run alone. Earlier runs leave work behind on the dev databases (their
@@ -208,10 +211,10 @@ while read -r name _ _ _ pid; do
       ARGS+=(--proc "postgres (cluster)=$pid+" --proc "postgres (service dbs)=$pid+$DBNAMES") ;;
     redis1|kafka) ARGS+=(--proc "$name=$pid") ;;
   esac
-done < <(scripts/stack.sh status 2>/dev/null | sed -n 's/^\([a-z0-9]*\) *up *[^ ]* *\(pid\) \([0-9]*\)$/\1 x x x \3/p')
+done < <("$STACK" status 2>/dev/null | sed -n 's/^\([a-z0-9]*\) *up *[^ ]* *\(pid\) \([0-9]*\)$/\1 x x x \3/p')
 [[ -n "${FLASHSALE_CONSUMER_GROUP_PREFIX:-}" ]] && ARGS+=(--ledger-group "$FLASHSALE_CONSUMER_GROUP_PREFIX-inventory")
 [[ "$CEILINGS" == 1 ]] && ARGS+=(--ceilings)
-KAFKA_VERSION="$(ls .stack/kafka/libs 2>/dev/null | sed -n 's/^kafka-clients-\(.*\)\.jar$/\1/p' | head -n1 || true)"
+KAFKA_VERSION="$(ls "$(dirname "$STACK")/../.stack/kafka/libs" 2>/dev/null | sed -n 's/^kafka-clients-\(.*\)\.jar$/\1/p' | head -n1 || true)"
 [[ -n "$KAFKA_VERSION" ]] && ARGS+=(--note "kafka=$KAFKA_VERSION")
 ARGS+=(--note "stack=native, scripts/stack.sh (PostgreSQL, 3 Redis, Kafka on loopback)")
 if COMMIT="$(git rev-parse --short HEAD 2>/dev/null)"; then

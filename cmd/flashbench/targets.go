@@ -134,6 +134,11 @@ func cpuTarget(rep *Report) Target {
 		return t
 	}
 	text := fmt.Sprintf("%.0f µs = %.1f × %.1f µs (%s)", total, total/bareUS, bareUS, split)
+	if own, ok := perOp(ord, "postgres (service dbs)"); ok {
+		// The cluster counts the stack's other users too; its WAL writer
+		// and checkpointer are the service's cost as well.
+		text += fmt.Sprintf("; PostgreSQL's backends of the service's databases alone: %.0f µs", own)
+	}
 	if p := rep.Profile; p != nil && p.Error == "" && len(p.Stages) > 0 {
 		text += "; serve by stage: " + stageText(p.Stages)
 	}
