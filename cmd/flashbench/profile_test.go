@@ -93,6 +93,9 @@ func TestBucketsGiveTheCommitsQuantilesBetweenTwoScrapes(t *testing.T) {
 		return b
 	}
 	before, after := scrape(100, 100, 100), scrape(150, 200, 200) // 100 new commits: 50 ≤ 10 ms, 50 in (10, 20] ms
+	if after.Count() != 200 {
+		t.Fatalf("the create/ok series hold 200 commits, read %v: other series counted", after.Count())
+	}
 	d := after.Since(before)
 	if d.Count() != 100 {
 		t.Fatalf("count %v", d.Count())
