@@ -168,64 +168,9 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| %s | %s |", k, r.Settings[k])
 	}
 	p("")
-	l := r.Load
-	p("## The flash sale")
-	p("")
-	p("Sale %s: %d units, limit %d per buyer, %d per request, %d distinct buyers; %s model at %s requests/s (%s), %d senders.",
-		l.SaleID, l.Stock, l.Limit, l.Quantity, l.Buyers, l.Run.Model, f0(l.Rate), l.RateSource, l.Run.Workers)
-	p("")
-	p("| figure | value |")
-	p("|---|---|")
-	p("| requests (logical, after retries) | %d in %s s = **%s req/s** |", l.Requests, f1(l.Seconds), f0(l.RequestsPerSec))
-	p("| attempts / retries / recovered by a retry | %d / %d / %d |", l.Attempts, l.Retries, l.Recovered)
-	p("| orders (201) | %d (replays %d); **%s orders/s** until sell-out |", l.Orders, l.Replayed, f0(l.OrdersPerSec))
-	p("| units sold (PostgreSQL) / remaining (API) / demand | %d / %d / %d |", l.UnitsSold, l.Remaining, l.DemandUnits)
-	p("| first request → first sold-out answer | %s s |", f2(l.SelloutClient))
-	p("| first request → last 201 / last commit | %s s / %s s |", f2(l.SelloutLast201), f2(l.SelloutDB))
-	p("| intended / sent / not sent | %d / %d / %d (worst send lag %s) |", l.Run.Intended, l.Run.Sent, l.Run.NotSent, l.Run.MaxSendLag.Round(time.Microsecond))
-	p("| attempt timeouts / connection errors | %d / %d |", l.Timeouts, l.ConnErrors)
-	if l.Xacts >= 0 && l.Orders > 0 {
-		p("| PostgreSQL transactions on the service's databases | %d (%.1f per order; relay and background loops included) |", l.Xacts, float64(l.Xacts)/float64(l.Orders))
+	if r.Soak == nil {
+		r.saleMarkdown(p)
 	}
-	p("| attempts by status | %s |", joinCounts(l.Status, ": "))
-	p("")
-	p("Latency from each request's intended send time (coordinated omission corrected), ms:")
-	p("")
-	p("| outcome | count | p50 | p90 | p99 | p99.9 | max |")
-	p("|---|---:|---:|---:|---:|---:|---:|")
-	for _, k := range latencyOrder(l.Latency) {
-		s := l.Latency[k]
-		p("| %s | %d | %s | %s | %s | %s | %s |", k, s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
-	}
-	s := l.Service
-	p("| *service time (from actual send, uncorrected)* | %d | %s | %s | %s | %s | %s |", s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
-	p("")
-	p("![throughput and latency](chart.svg)")
-	p("")
-	p("## Events")
-	p("")
-	p("| figure | count | p50 | p90 | p99 | max |")
-	p("|---|---:|---:|---:|---:|---:|")
-	p("| relay lag: commit → Kafka (ms) | %d | %s | %s | %s | %s |", r.Lag.Relay.Count, f2(r.Lag.Relay.P50), f2(r.Lag.Relay.P90), f2(r.Lag.Relay.P99), f2(r.Lag.Relay.Max))
-	p("| consumer lag: commit → ledger entry (ms) | %d | %s | %s | %s | %s |", r.Lag.Consumer.Count, f2(r.Lag.Consumer.P50), f2(r.Lag.Consumer.P90), f2(r.Lag.Consumer.P99), f2(r.Lag.Consumer.Max))
-	p("")
-	if r.Lag.RelayNote != "" {
-		p("Relay: %s", r.Lag.RelayNote)
-		p("")
-	}
-	if r.Lag.ConsumerNote != "" {
-		p("Consumer: %s", r.Lag.ConsumerNote)
-		p("")
-	}
-	if c := r.Lag.Commit; c.Count > 0 || r.Lag.CommitNote != "" {
-		p("Group commit during the sale (the service's own histogram): %d commits, p50 %s ms, p90 %s ms, p99 %s ms. %s", c.Count, f2(c.P50), f2(c.P90), f2(c.P99), r.Lag.CommitNote)
-		p("")
-	}
-	p("Outbox drained %s s after the load; %d Kafka messages scanned; %d redelivered copies.", f1(r.Lag.DrainWaited), r.Lag.Scanned, r.Lag.Duplicates)
-	p("")
-	p("## Processes during the load")
-	p("")
-	procTable(p, l.Processes, l.RequestsPerSec)
 	if len(r.Ceilings)+len(r.Probes) > 0 {
 		p("## Ceilings of this machine and the service's peaks (closed model)")
 		p("")
@@ -407,4 +352,66 @@ func (r *Report) soakMarkdown(p func(string, ...any)) {
 	p("%s", b.String())
 	p("```")
 	p("")
+}
+
+// saleMarkdown shows the flash sale, its events and its processes.
+func (r *Report) saleMarkdown(p func(string, ...any)) {
+	l := r.Load
+	p("## The flash sale")
+	p("")
+	p("Sale %s: %d units, limit %d per buyer, %d per request, %d distinct buyers; %s model at %s requests/s (%s), %d senders.",
+		l.SaleID, l.Stock, l.Limit, l.Quantity, l.Buyers, l.Run.Model, f0(l.Rate), l.RateSource, l.Run.Workers)
+	p("")
+	p("| figure | value |")
+	p("|---|---|")
+	p("| requests (logical, after retries) | %d in %s s = **%s req/s** |", l.Requests, f1(l.Seconds), f0(l.RequestsPerSec))
+	p("| attempts / retries / recovered by a retry | %d / %d / %d |", l.Attempts, l.Retries, l.Recovered)
+	p("| orders (201) | %d (replays %d); **%s orders/s** until sell-out |", l.Orders, l.Replayed, f0(l.OrdersPerSec))
+	p("| units sold (PostgreSQL) / remaining (API) / demand | %d / %d / %d |", l.UnitsSold, l.Remaining, l.DemandUnits)
+	p("| first request → first sold-out answer | %s s |", f2(l.SelloutClient))
+	p("| first request → last 201 / last commit | %s s / %s s |", f2(l.SelloutLast201), f2(l.SelloutDB))
+	p("| intended / sent / not sent | %d / %d / %d (worst send lag %s) |", l.Run.Intended, l.Run.Sent, l.Run.NotSent, l.Run.MaxSendLag.Round(time.Microsecond))
+	p("| attempt timeouts / connection errors | %d / %d |", l.Timeouts, l.ConnErrors)
+	if l.Xacts >= 0 && l.Orders > 0 {
+		p("| PostgreSQL transactions on the service's databases | %d (%.1f per order; relay and background loops included) |", l.Xacts, float64(l.Xacts)/float64(l.Orders))
+	}
+	p("| attempts by status | %s |", joinCounts(l.Status, ": "))
+	p("")
+	p("Latency from each request's intended send time (coordinated omission corrected), ms:")
+	p("")
+	p("| outcome | count | p50 | p90 | p99 | p99.9 | max |")
+	p("|---|---:|---:|---:|---:|---:|---:|")
+	for _, k := range latencyOrder(l.Latency) {
+		s := l.Latency[k]
+		p("| %s | %d | %s | %s | %s | %s | %s |", k, s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
+	}
+	s := l.Service
+	p("| *service time (from actual send, uncorrected)* | %d | %s | %s | %s | %s | %s |", s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
+	p("")
+	p("![throughput and latency](chart.svg)")
+	p("")
+	p("## Events")
+	p("")
+	p("| figure | count | p50 | p90 | p99 | max |")
+	p("|---|---:|---:|---:|---:|---:|")
+	p("| relay lag: commit → Kafka (ms) | %d | %s | %s | %s | %s |", r.Lag.Relay.Count, f2(r.Lag.Relay.P50), f2(r.Lag.Relay.P90), f2(r.Lag.Relay.P99), f2(r.Lag.Relay.Max))
+	p("| consumer lag: commit → ledger entry (ms) | %d | %s | %s | %s | %s |", r.Lag.Consumer.Count, f2(r.Lag.Consumer.P50), f2(r.Lag.Consumer.P90), f2(r.Lag.Consumer.P99), f2(r.Lag.Consumer.Max))
+	p("")
+	if r.Lag.RelayNote != "" {
+		p("Relay: %s", r.Lag.RelayNote)
+		p("")
+	}
+	if r.Lag.ConsumerNote != "" {
+		p("Consumer: %s", r.Lag.ConsumerNote)
+		p("")
+	}
+	if c := r.Lag.Commit; c.Count > 0 || r.Lag.CommitNote != "" {
+		p("Group commit during the sale (the service's own histogram): %d commits, p50 %s ms, p90 %s ms, p99 %s ms. %s", c.Count, f2(c.P50), f2(c.P90), f2(c.P99), r.Lag.CommitNote)
+		p("")
+	}
+	p("Outbox drained %s s after the load; %d Kafka messages scanned; %d redelivered copies.", f1(r.Lag.DrainWaited), r.Lag.Scanned, r.Lag.Duplicates)
+	p("")
+	p("## Processes during the load")
+	p("")
+	procTable(p, l.Processes, l.RequestsPerSec)
 }
