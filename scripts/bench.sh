@@ -19,8 +19,9 @@
 #                          start a second serve with the relay and the consumers off (port BENCH_PORT+2,
 #                          databases flashbench_off_*, Redis prefix flashbench-off) for the baseline of
 #                          their cost (issue 12; about 10 s more) (0: not)
-#   The service's debug listener (/metrics, /debug/pprof) is BENCH_PORT+1 when this script starts it:
-#   flashbench reads the group commit's latency and serve's CPU profile there.
+#   The service's debug listener (/metrics, /debug/pprof) is BENCH_DEBUG_PORT (BENCH_PORT+1) when this
+#   script starts it: flashbench reads the group commit's latency and serve's CPU profile there; the
+#   relay-off service listens on BENCH_OFF_PORT (BENCH_PORT+2).
 #   BENCH_STACK=scripts/stack.sh  the stack script; BENCH_STACK_CMD=up (env: only read the settings of a
 #                          stack already running, e.g. the one of another checkout, and never start one)
 #   BENCH_FRESH=1          when this script starts the service: give the run databases of its own
@@ -40,8 +41,8 @@ CEILINGS="${BENCH_CEILINGS:-1}"
 CONSUMERS="${BENCH_CONSUMERS:-auto}"
 FRESH="${BENCH_FRESH:-1}"
 OFF="${BENCH_OFF:-1}"
-DEBUG_PORT=$((PORT + 1))
-OFF_PORT=$((PORT + 2))
+DEBUG_PORT="${BENCH_DEBUG_PORT:-$((PORT + 1))}"
+OFF_PORT="${BENCH_OFF_PORT:-$((PORT + 2))}"
 OUT="${BENCH_OUT:-bench-results/$(date +%Y%m%d-%H%M%S)}"
 export FLASHSALE_JWT_SECRET="${FLASHSALE_JWT_SECRET:-dev-secret-change-me-0123456789}"
 
