@@ -47,8 +47,9 @@ type App struct {
 	cfg       *config.Config
 	log       *slog.Logger
 	pools     []*pgxpool.Pool
-	redis     []*redis.Client // node 1 first; the buy path's client
-	lockNodes []*redis.Client // short retries: a down node must not stall a lock
+	redis     []*redis.Client       // node 1 first; the buy path's client
+	lockNodes []*redis.Client       // short retries: a down node must not stall a lock
+	stockRdb  redis.UniversalClient // node 1, or the stock's Redis Cluster (stockredis.go)
 	store     *orderpg.Store
 	reserver  *invredis.BatchedStock
 	soldOut   *invredis.SoldOut
@@ -118,13 +119,14 @@ func (a *App) connect(ctx context.Context) error {
 		a.lockNodes = append(a.lockNodes, redis.NewClient(&redis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1, ContextTimeoutEnabled: true,
 			DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}))
 	}
+	a.stockRdb = a.connectStock()
 	return nil
 }
 
 func (a *App) wire(m shard.Map) {
 	cfg := a.cfg
 	node1 := a.redis[0]
-	stock := invredis.NewStock(node1, cfg.RedisPrefix, ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
+	stock := invredis.NewStock(a.stockRdb, cfg.RedisPrefix, ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
 		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
 	saleStore := invpg.NewSaleStore(a.pools[0])
 	// Only the buy path batches: a flash sale's burst is where round trips
@@ -159,7 +161,7 @@ func (a *App) wire(m shard.Map) {
 	a.figures, a.closing = a.metrics.Live(time.Second, 10), make(chan struct{})
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
-		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
+		Limiter: redis_rate.NewLimiter(a.stockRdb), KeyPrefix: cfg.RedisPrefix,
 		Limits:         ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
 		Page: dashboard.Handler(), Figures: a.figures.JSON, Closing: a.closing,
@@ -261,9 +263,7 @@ func (a *App) readiness() []api.Check {
 	for i, p := range a.pools {
 		checks = append(checks, api.Check{Name: fmt.Sprintf("postgres[%d]", i), Check: p.Ping})
 	}
-	checks = append(checks, api.Check{Name: "redis", Check: func(ctx context.Context) error {
-		return a.redis[0].Ping(ctx).Err()
-	}})
+	checks = append(checks, api.Check{Name: "redis", Check: a.pingStock})
 	checks = append(checks, api.Check{Name: "kafka", Check: a.pingKafka})
 	return append(checks, a.breakers.checks()...)
 }
@@ -371,6 +371,7 @@ func (a *App) Close() {
 	if a.writer != nil {
 		_ = a.writer.Close()
 	}
+	a.closeStock()
 	for _, c := range append(a.redis, a.lockNodes...) {
 		_ = c.Close()
 	}
