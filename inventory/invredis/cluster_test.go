@@ -174,6 +174,7 @@ func TestClusterWatcherSeesEveryMaster(t *testing.T) {
 	go func() { _ = w.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitDetections(t, w, 1) // the first look creates the epoch keys
+	steady(t, w, 1)
 	var mu sync.Mutex
 	var masters []*redis.Client
 	_ = cc.ForEachMaster(context.Background(), func(_ context.Context, n *redis.Client) error {
@@ -190,6 +191,24 @@ func TestClusterWatcherSeesEveryMaster(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitDetections(t, w, int64(i+2))
+		steady(t, w, int64(i+2))
+	}
+}
+
+// steady checks that five more looks at an unchanged cluster detect
+// nothing: a detection must come from the data lost, not from looking.
+func steady(t testing.TB, w *invredis.Watcher, want int64) {
+	t.Helper()
+	from := w.Stats().Looks
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Stats().Looks < from+5 {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher made no five looks within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := w.Stats().Detections; got != want {
+		t.Fatalf("%d detections on an unchanged cluster; want %d", got, want)
 	}
 }
 
