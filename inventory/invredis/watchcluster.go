@@ -3,6 +3,7 @@ package invredis
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,14 +29,16 @@ const maxTagTries = 1 << 16
 // epoch key of its own: base followed by the first hash tag {N} that the
 // cluster's slot table puts on that master.
 func masterKeys(ctx context.Context, cc *redis.ClusterClient, base string) ([]masterKey, error) {
-	slots, err := cc.ClusterSlots(ctx).Result()
+	shards, err := cc.ClusterShards(ctx).Result()
 	if err != nil {
-		return nil, fmt.Errorf("inventory: watch: cluster slots: %w", err)
+		return nil, fmt.Errorf("inventory: watch: cluster shards: %w", err)
 	}
 	want := map[string]bool{}
-	for _, s := range slots {
-		if len(s.Nodes) > 0 {
-			want[s.Nodes[0].Addr] = true
+	for _, s := range shards {
+		for _, n := range s.Nodes {
+			if n.Role == "master" && len(s.Slots) > 0 {
+				want[net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))] = true
+			}
 		}
 	}
 	var out []masterKey
