@@ -105,3 +105,16 @@ contract: stack-up
 browser: stack-up
 	scripts/browser.sh >/dev/null
 	eval "$$($(STACK) env)" && $(GO) test -race -count=1 -timeout 5m -tags browser -run 'TestSalePageShowsASaleSellingOut' ./app/
+
+# ---- the multi-node topology (scripts/scale.sh): 2 PostgreSQL, Redis Cluster, HAProxy over N serve ----
+.PHONY: scale-up scale-down scale-status
+N ?= 2
+
+scale-up:
+	scripts/scale.sh up $(N) >/dev/null
+
+scale-down:
+	scripts/scale.sh down
+
+scale-status:
+	scripts/scale.sh status

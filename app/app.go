@@ -37,9 +37,10 @@ import (
 
 // App is one flashsale instance.
 type App struct {
-	process                       // config, log, metrics, databases
-	redis         []*redis.Client // node 1 first; the buy path's client
-	lockNodes     []*redis.Client // short retries: a down node must not stall a lock
+	process                             // config, log, metrics, databases
+	redis         []*redis.Client       // node 1 first; the buy path's client
+	lockNodes     []*redis.Client       // short retries: a down node must not stall a lock
+	stockRdb      redis.UniversalClient // node 1, or the stock's Redis Cluster (stockredis.go)
 	store         *orderpg.Store
 	reserver      *invredis.BatchedStock
 	soldOut       *invredis.SoldOut
@@ -91,12 +92,13 @@ func (a *App) connectRedis() {
 		a.redis = append(a.redis, redis.NewClient(a.redisOptions(addr)))
 	}
 	a.lockNodes = openLockNodes(a.cfg)
+	a.stockRdb = a.connectStock()
 }
 
 func (a *App) wire(m shard.Map) {
 	cfg := a.cfg
 	node1 := a.redis[0]
-	stock := invredis.NewStock(node1, cfg.RedisPrefix, ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
+	stock := invredis.NewStock(a.stockRdb, cfg.RedisPrefix, ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
 		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
 	saleStore := invpg.NewSaleStore(a.pools[0])
 	// Only the buy path batches: a flash sale's burst is where round trips
@@ -131,7 +133,7 @@ func (a *App) wire(m shard.Map) {
 	a.figures, a.closing = a.metrics.Live(time.Second, 10), make(chan struct{})
 	a.handler = api.NewHandler(api.Deps{
 		Orders: a.orders, Sales: a.sales, Verifier: auth.NewVerifier(cfg.JWTSecret),
-		Limiter: redis_rate.NewLimiter(node1), KeyPrefix: cfg.RedisPrefix,
+		Limiter: redis_rate.NewLimiter(a.stockRdb), KeyPrefix: cfg.RedisPrefix,
 		Limits:         ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst},
 		TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes, Ready: a.readiness(), Log: a.log,
 		Page: dashboard.Handler(), Figures: a.figures.JSON, Closing: a.closing,
@@ -170,9 +172,7 @@ func (a *App) readiness() []api.Check {
 	for i, p := range a.pools {
 		checks = append(checks, api.Check{Name: fmt.Sprintf("postgres[%d]", i), Check: p.Ping})
 	}
-	checks = append(checks, api.Check{Name: "redis", Check: func(ctx context.Context) error {
-		return a.redis[0].Ping(ctx).Err()
-	}})
+	checks = append(checks, api.Check{Name: "redis", Check: a.pingStock})
 	checks = append(checks, api.Check{Name: "kafka", Check: a.pingKafka})
 	checks = append(checks, api.Check{Name: "loops", Check: a.loopsAlive})
 	return append(checks, a.breakers.checks()...)
@@ -216,6 +216,7 @@ func (a *App) Close() {
 	if a.writer != nil {
 		_ = a.writer.Close()
 	}
+	a.closeStock()
 	for _, c := range append(a.redis, a.lockNodes...) {
 		_ = c.Close()
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	DBMaxConns        int
 	RedisAddrs        []string
 	RedisPrefix       string
+	StockRedisAddrs   []string // a Redis Cluster's nodes for the stock; empty: Redis node 1
 	KafkaBrokers      []string
 	KafkaTopic        string
 	KafkaPartitions   int
@@ -162,6 +163,7 @@ var settings = []setting{
 	{"webhook-url", "", "http(s) URL the notify consumer posts every order event to (required by consume notify)", false, func(c *Config, v string) error { c.WebhookURL = v; return nil }},
 	{"webhook-secret", "", "Standard Webhooks secret that signs every webhook: whsec_ + base64 of 24-64 random bytes (required when webhook-url is set; make one with: echo \"whsec_$(openssl rand -base64 32)\")", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
 	{"webhook-timeout", "5s", "timeout of one webhook request", false, setDuration(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
+	{"stock-redis-addrs", "", "comma-separated nodes of a Redis Cluster (any of them; the rest are discovered) that then holds the stock, per-buyer limits, rate limits and idempotency claims instead of node 1; the redis-addrs nodes stay the RedLock quorum and carry the live events", false, setStrings(func(c *Config) *[]string { return &c.StockRedisAddrs })},
 }
 
 func setInt(field func(*Config) *int) func(*Config, string) error {

@@ -6,6 +6,7 @@ package deploy_test
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -442,6 +444,79 @@ func TestComposeKafka(t *testing.T) {
 	for _, l := range []string{"PLAINTEXT://:9092", "CONTROLLER://:9093"} {
 		if !slices.Contains(listeners, l) {
 			t.Errorf("kafka: KAFKA_LISTENERS = %q lacks %s", env["KAFKA_LISTENERS"], l)
+		}
+	}
+}
+
+// loadScale parses compose.yaml with the scale profile active.
+func loadScale(t *testing.T) *types.Project {
+	t.Helper()
+	root := repoRoot(t)
+	file := filepath.Join(root, "compose.yaml")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
+		WorkingDir: root, ConfigFiles: []types.ConfigFile{{Filename: file, Content: b}}, Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("flashsale", false); o.Profiles = []string{"scale"} })
+	if err != nil {
+		t.Fatalf("load compose.yaml with profile scale: %v", err)
+	}
+	return p
+}
+
+var scaleServices = []string{"postgres2", "redis-cluster-1", "redis-cluster-2", "redis-cluster-3", "redis-cluster-init",
+	"migrate-scale", "flashsale-scale", "consume-scale", "haproxy"}
+
+// TestComposeScaleProfile checks the scale profile's shape: hidden without
+// the profile; with it, database 0 on the first server and 1 on the
+// second, the stock on the three cluster nodes, a topic of at least six
+// partitions, several serve and consume replicas, HAProxy over /readyz.
+func TestComposeScaleProfile(t *testing.T) {
+	for _, name := range scaleServices {
+		if _, err := loadProject(t, nil).GetService(name); err == nil {
+			t.Errorf("%s runs without the scale profile", name)
+		}
+	}
+	p := loadScale(t)
+	for _, name := range scaleServices {
+		if s := service(t, p, name); !slices.Equal(s.Profiles, []string{"scale"}) {
+			t.Errorf("%s: profiles %v, want [scale]", name, s.Profiles)
+		}
+	}
+	env := envOf(t, service(t, p, "flashsale-scale"))
+	urls := strings.Split(env["FLASHSALE_DATABASE_URLS"], ",")
+	if len(urls) != 2 || !strings.Contains(urls[0], "@postgres:5432/flashsale_0") || !strings.Contains(urls[1], "@postgres2:5432/flashsale_1") {
+		t.Errorf("database urls %q: want flashsale_0 on postgres, flashsale_1 on postgres2", urls)
+	}
+	if got := env["FLASHSALE_STOCK_REDIS_ADDRS"]; got != "redis-cluster-1:6379,redis-cluster-2:6379,redis-cluster-3:6379" {
+		t.Errorf("stock redis addrs %q: want the three cluster nodes", got)
+	}
+	for i := 1; i <= 3; i++ {
+		cmd := strings.Join(service(t, p, fmt.Sprintf("redis-cluster-%d", i)).Command, " ")
+		if !strings.Contains(cmd, "--cluster-enabled yes") {
+			t.Errorf("redis-cluster-%d: %q is not in cluster mode", i, cmd)
+		}
+	}
+	if n, err := strconv.Atoi(env["FLASHSALE_KAFKA_PARTITIONS"]); err != nil || n < 6 {
+		t.Errorf("kafka partitions %q, want >= 6", env["FLASHSALE_KAFKA_PARTITIONS"])
+	}
+	for _, name := range []string{"flashsale-scale", "consume-scale"} {
+		if d := service(t, p, name).Deploy; d == nil || d.Replicas == nil || *d.Replicas < 2 {
+			t.Errorf("%s: want at least 2 replicas", name)
+		}
+	}
+	if got := []string(service(t, p, "consume-scale").Command); !slices.Equal(got, []string{"consume", "inventory"}) {
+		t.Errorf("consume-scale: command %q", got)
+	}
+	cfg, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "compose", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"balance leastconn", "option httpchk GET /readyz", "flashsale-scale:8080"} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("haproxy.cfg does not say %q", want)
 		}
 	}
 }

@@ -37,7 +37,7 @@ type HubConfig struct {
 // is full is dropped (its channel closes), so one slow client cannot hold
 // up the others.
 type Hub struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	cfg HubConfig
 
 	mu      sync.Mutex
@@ -63,7 +63,7 @@ type Sub struct {
 }
 
 // NewHub returns a hub over rdb's subscription to cfg.Channel.
-func NewHub(rdb *redis.Client, cfg HubConfig) *Hub {
+func NewHub(rdb redis.UniversalClient, cfg HubConfig) *Hub {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 500 * time.Millisecond
 	}

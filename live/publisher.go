@@ -24,7 +24,7 @@ const publishTimeout = 2 * time.Second
 // pipelined round trip, so a burst of orders costs a share of a round trip
 // each, and no order waits for Redis.
 type Publisher struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	channel string
 	queue   chan func() *Event
 	log     *slog.Logger
@@ -33,7 +33,7 @@ type Publisher struct {
 }
 
 // NewPublisher returns a publisher to channel on rdb.
-func NewPublisher(rdb *redis.Client, channel string, log *slog.Logger) *Publisher {
+func NewPublisher(rdb redis.UniversalClient, channel string, log *slog.Logger) *Publisher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

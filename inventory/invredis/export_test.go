@@ -2,6 +2,7 @@ package invredis
 
 import (
 	"context"
+	"time"
 
 	"flashsale/internal/batch"
 	"flashsale/inventory"
@@ -14,3 +15,7 @@ func (s *Stock) ReserveBatch(ctx context.Context, rs []inventory.Reservation) []
 	s.reserveBatch(ctx, rs, out)
 	return out
 }
+
+// SetRecheck sets the sold-out memory's look at the stock of marked sales,
+// so a test can leave the release announcements alone to reopen a sale.
+func (s *SoldOut) SetRecheck(every time.Duration) { s.every = every }

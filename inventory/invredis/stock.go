@@ -31,9 +31,11 @@ var (
 	confirmLua string
 )
 
-// Stock is the live stock of every sale in Redis node 1.
+// Stock is the live stock of every sale, in Redis node 1 or in a Redis
+// Cluster: every key of a sale carries the sale's hash tag, so each script
+// call touches one slot.
 type Stock struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	prefix  string
 	limits  ratelimit.Limits
 	reserve *redis.Script
@@ -42,8 +44,9 @@ type Stock struct {
 	confirm *redis.Script
 }
 
-// NewStock returns the stock kept under prefix on rdb.
-func NewStock(rdb *redis.Client, prefix string, limits ratelimit.Limits) *Stock {
+// NewStock returns the stock kept under prefix on rdb, a single node's
+// client or a *redis.ClusterClient.
+func NewStock(rdb redis.UniversalClient, prefix string, limits ratelimit.Limits) *Stock {
 	return &Stock{
 		rdb: rdb, prefix: prefix, limits: limits,
 		reserve: redis.NewScript(reserveLua), release: redis.NewScript(releaseLua),

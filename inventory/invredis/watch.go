@@ -44,7 +44,7 @@ type WatchStats struct {
 // the sale's lease serialises their rebuilds and a rebuild is idempotent.
 type Watcher struct {
 	svc   Rebuilder
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	key   string
 	cfg   WatchConfig
 	log   *slog.Logger
@@ -54,7 +54,8 @@ type Watcher struct {
 	now   func() time.Time
 }
 
-// sighting is what one look at node 1 saw.
+// sighting is what one look at node 1 saw; on a Redis Cluster, what it
+// saw on every master, each as "addr=value", sorted by address.
 type sighting struct{ runID, epoch string }
 
 // Rebuilder rebuilds every live sale's stock from the orders; the
@@ -128,25 +129,59 @@ func (w *Watcher) tick(ctx context.Context) {
 	w.due = w.due[1:]
 }
 
-// look reads node 1's run_id and epoch; lost is true when either changed
-// since the last look, or when the epoch key had to be created.
+// look reads node 1's run_id and epoch, or every master's on a Redis
+// Cluster; lost is true when any changed since the last look, or when an
+// epoch key had to be created.
 func (w *Watcher) look(ctx context.Context) (lost bool, seen sighting, err error) {
-	info, err := w.rdb.Info(ctx, "server").Result()
+	cc, ok := w.rdb.(*redis.ClusterClient)
+	if !ok {
+		return w.compare(w.lookNode(ctx, w.rdb, w.key))
+	}
+	nodes, err := masterKeys(ctx, cc, w.key)
 	if err != nil {
-		return false, seen, fmt.Errorf("inventory: watch: %w", err)
+		return false, seen, err
+	}
+	created := false
+	var runIDs, epochs []string
+	for _, n := range nodes {
+		node, made, err := w.lookNode(ctx, n.client, n.key)
+		if err != nil {
+			return false, seen, fmt.Errorf("%s: %w", n.addr, err)
+		}
+		created = created || made
+		runIDs = append(runIDs, n.addr+"="+node.runID)
+		epochs = append(epochs, n.addr+"="+node.epoch)
+	}
+	return w.compare(sighting{runID: strings.Join(runIDs, ","), epoch: strings.Join(epochs, ",")}, created, nil)
+}
+
+// compare turns one look into its verdict against the last one.
+func (w *Watcher) compare(seen sighting, created bool, err error) (bool, sighting, error) {
+	if err != nil {
+		return false, seen, err
+	}
+	return created || (w.last != (sighting{}) && w.last != seen), seen, nil
+}
+
+// lookNode reads one node's run_id and the epoch at key, which the node
+// must own; created reports that the epoch key was missing.
+func (w *Watcher) lookNode(ctx context.Context, node redis.Cmdable, key string) (seen sighting, created bool, err error) {
+	info, err := node.Info(ctx, "server").Result()
+	if err != nil {
+		return seen, false, fmt.Errorf("inventory: watch: %w", err)
 	}
 	seen.runID = infoField(info, "run_id")
 	fresh := randomEpoch()
-	old, err := w.rdb.SetArgs(ctx, w.key, fresh, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	old, err := node.SetArgs(ctx, key, fresh, redis.SetArgs{Mode: "NX", Get: true}).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		seen.epoch = fresh
-		return true, seen, nil
+		return seen, true, nil
 	case err != nil:
-		return false, seen, fmt.Errorf("inventory: watch: %w", err)
+		return seen, false, fmt.Errorf("inventory: watch: %w", err)
 	}
 	seen.epoch = old
-	return w.last != (sighting{}) && w.last != seen, seen, nil
+	return seen, false, nil
 }
 
 // infoField is one field of an INFO reply ("name:value" lines).
