@@ -59,6 +59,7 @@ type App struct {
 	handler   http.Handler
 	writer    *outbox.Writer
 	relay     *outbox.Relay
+	waker     *outbox.Waker // wakes the relay holding a shard, here or in another instance
 	consumers []*consumer.Consumer
 	metrics   *metrics.Metrics
 	breakers  breakers
@@ -132,7 +133,7 @@ func (a *App) wire(m shard.Map) {
 	// next one's request and the last one's reply travel.
 	a.reserver = invredis.NewBatchedStock(stock, cfg.ReserveBatch, 2)
 	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
-		OnCommit: func(s shard.ID) { a.relay.Wake(s.Schema()) }, Log: a.log})
+		OnCommit: func(s shard.ID) { a.waker.Committed(int(s)) }, Log: a.log})
 	a.soldOut = invredis.NewSoldOut(stock, a.store, a.log)
 	locker := lease.NewLocker(a.lockNodes, cfg.RedisPrefix, 10*time.Second, saleStore.NextToken)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, invredis.Locker{L: locker}, a.store, a.store, cfg.ReservationGrace, a.log)
@@ -150,9 +151,10 @@ func (a *App) wire(m shard.Map) {
 			PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
 	a.expirer = order.NewExpirer(live.ExpiryStore(a.store, notify), stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
 	a.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
-	a.relay = outbox.New(relayTargets(a.pools, m), a.writer, locker, outbox.Config{Holder: holderName(),
-		Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
+	a.relay = outbox.New(relayTargets(a.pools, m), a.writer, locker, node1, outbox.Config{Holder: holderName(),
+		Prefix: cfg.RedisPrefix, Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
 		Retention: cfg.OutboxRetention, RetryDelay: 50 * time.Millisecond}, a.log)
+	a.waker = outbox.NewWaker(a.relay, node1, cfg.RedisPrefix, a.log)
 	a.metrics.Relay(a.relay.Stats())
 	// The sale page's figures: latencies over the last 10 s, from what the
 	// decorators count anyway.
@@ -327,6 +329,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	bg.Go(func() error { return a.figures.Run(bgCtx) })
 	bg.Go(func() error { return a.hub.Run(bgCtx) })
 	bg.Go(func() error { return a.publisher.Run(bgCtx) })
+	bg.Go(func() error { return a.waker.Run(bgCtx) })
 	// Open streams would hold the shutdown up to its timeout: they end
 	// when it begins.
 	srv.RegisterOnShutdown(a.hub.Close)

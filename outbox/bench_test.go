@@ -40,7 +40,7 @@ func benchRelay(b *testing.B, rate, shards, tx int) {
 	var g errgroup.Group
 	for _, tg := range w.targets {
 		// Wake as the service's committer does after each commit.
-		wake := func() { r.Wake(tg.Schema) }
+		wake := func() { r.Wake(tg.Shard) }
 		g.Go(func() error { return insertPaced(tg.Pool.Exec, wake, tg.Schema, per, rate/len(w.targets), tx) })
 	}
 	if err := g.Wait(); err != nil {
