@@ -348,9 +348,9 @@ func (r *Relay) stillHeld(ctx context.Context, hs *[]*held, works []work) []work
 	return slices.DeleteFunc(works, func(w work) bool { return slices.Contains(lost, w.h) })
 }
 
-// mark records the published rows of every shard in one transaction, each
-// shard's only while its lease's token holds; a shard fenced off by a
-// newer relay is dropped from *hs.
+// mark moves the published rows of every shard to outbox_published in one
+// transaction, each shard's only while its lease's token holds; a shard
+// fenced off by a newer relay is dropped from *hs.
 func (r *Relay) mark(ctx context.Context, g *group, hs *[]*held, works []work) error {
 	b := &pgx.Batch{}
 	for _, w := range works {
