@@ -34,9 +34,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"flashsale/app"
 	"flashsale/auth"
 	"flashsale/config"
+	"flashsale/internal/apptest"
 	"flashsale/internal/testenv"
 	"flashsale/shard"
 )
@@ -73,28 +73,8 @@ func startBenchLog(tb testing.TB, tune func(*config.Config), log *slog.Logger) *
 	if tune != nil {
 		tune(cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		a.Close()
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-		a.Close()
-	})
-	s := &benchStack{tb: tb, cfg: cfg, base: "http://" + ln.Addr().String(), client: benchClient(tb)}
+	inst := apptest.Start(tb, cfg, apptest.Options{Log: log})
+	s := &benchStack{tb: tb, cfg: cfg, base: inst.Base, client: benchClient(tb)}
 	for i := range benchBuyers {
 		s.auths = append(s.auths, "Bearer "+s.token(fmt.Sprintf("buyer-%d", i), false))
 	}

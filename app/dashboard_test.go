@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"flashsale/app"
+	"flashsale/internal/apptest"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
 )
@@ -22,26 +21,14 @@ import (
 func TestSalePageStreamEndsWithTheServer(t *testing.T) {
 	cfg := testenv.Config(t, 4)
 	cfg.ShutdownTimeout = 5 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := app.New(ctx, cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- a.Serve(ctx, ln) }()
+	inst := apptest.Start(t, cfg, apptest.Options{})
 	now := time.Now().UTC()
-	sale, err := a.Sales().CreateSale(ctx, inventory.NewSale{SKU: "SKU-1", Title: "Phone", PriceCents: 100, Currency: "EUR",
+	sale, err := inst.App.Sales().CreateSale(context.Background(), inventory.NewSale{SKU: "SKU-1", Title: "Phone", PriceCents: 100, Currency: "EUR",
 		Stock: 7, PerUserLimit: 1, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + ln.Addr().String()
+	base := inst.Base
 
 	// Bounded: a stream the shutdown failed to end would otherwise hang the test.
 	client := &http.Client{Timeout: 20 * time.Second}
@@ -58,8 +45,7 @@ func TestSalePageStreamEndsWithTheServer(t *testing.T) {
 		t.Errorf("first event: %+v, want the sale with 7 units left, active", ev.Sale)
 	}
 
-	cancel()
-	if err := <-served; err != nil {
+	if err := inst.Stop(); err != nil {
 		t.Errorf("serve with a sale page open: %v, want a clean shutdown", err)
 	}
 	for events.Scan() {

@@ -10,6 +10,7 @@ import (
 
 	"flashsale/api"
 	"flashsale/breaker"
+	"flashsale/config"
 )
 
 // breakers are the circuit breakers of the buy path's dependencies: Redis
@@ -44,10 +45,10 @@ func (b breakers) checks() []api.Check {
 // failFastPool bounds how long a dead or stuck database can hold a caller:
 // a connection that cannot open fails within the connect timeout, a
 // statement that cannot finish within the statement timeout.
-func (a *App) failFastPool(pc *pgxpool.Config) {
-	pc.ConnConfig.ConnectTimeout = a.cfg.DBConnectTimeout
-	if _, set := pc.ConnConfig.RuntimeParams["statement_timeout"]; !set && a.cfg.DBStatementTimeout > 0 {
-		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(a.cfg.DBStatementTimeout.Milliseconds(), 10)
+func failFastPool(cfg *config.Config, pc *pgxpool.Config) {
+	pc.ConnConfig.ConnectTimeout = cfg.DBConnectTimeout
+	if _, set := pc.ConnConfig.RuntimeParams["statement_timeout"]; !set && cfg.DBStatementTimeout > 0 {
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.DBStatementTimeout.Milliseconds(), 10)
 	}
 }
 

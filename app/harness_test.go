@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"flashsale/auth"
 	"flashsale/config"
 	"flashsale/internal/apitest"
+	"flashsale/internal/apptest"
 	"flashsale/internal/testenv"
 	"flashsale/shard"
 )
@@ -61,30 +61,19 @@ func withEvents(t *testing.T) func(*config.Config) {
 
 func startWith(t *testing.T, cfg *config.Config) *stack {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		a.Close()
-	})
+	return startOpts(t, cfg, apptest.Options{})
+}
+
+// startOpts runs an instance started with opt.
+func startOpts(t *testing.T, cfg *config.Config, opt apptest.Options) *stack {
+	t.Helper()
+	inst := apptest.Start(t, cfg, opt)
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}
 	t.Cleanup(tr.CloseIdleConnections)
-	waitFirstWatch(t, a)
+	waitFirstWatch(t, inst.App)
 	// Every answer the tests get is checked against api/openapi.json.
 	client := &http.Client{Transport: apitest.Transport(t, tr), Timeout: 30 * time.Second}
-	return &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: client}
+	return &stack{t: t, cfg: cfg, app: inst.App, base: inst.Base, http: client}
 }
 
 // waitFirstWatch waits for the instance's first look at Redis node 1: a

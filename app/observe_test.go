@@ -2,10 +2,8 @@ package app_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"flashsale/app"
+	"flashsale/internal/apptest"
 	"flashsale/internal/testenv"
 )
 
@@ -25,30 +24,15 @@ func TestEveryRequestIsMeasuredAndLogged(t *testing.T) {
 	cfg.IPRate, cfg.IPBurst = 1_000_000, 1_000_000
 	cfg.AccessLog = "all"
 	logs := &testenv.SyncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
+	inst := apptest.Start(t, cfg, apptest.Options{Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	a := inst.App
 	debug := httptest.NewServer(app.DebugHandler(a.Metrics()))
 	tr := &http.Transport{}
 	t.Cleanup(func() {
 		debug.Close()
 		tr.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		a.Close()
 	})
-	s := &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	s := &stack{t: t, cfg: cfg, app: a, base: inst.Base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 
 	sale := s.createSale(1, 1)
 	first := s.order("red-buyer-1", "k", sale, 1)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"flashsale/app"
 	"flashsale/config"
+	"flashsale/internal/apptest"
 	"flashsale/internal/testenv"
 	"flashsale/live"
 )
@@ -273,34 +273,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestShutdownEndsStreams(t *testing.T) {
 	cfg := testenv.Config(t, 4)
 	cfg.IPRate, cfg.IPBurst, cfg.ShutdownTimeout = 1_000_000, 1_000_000, 20*time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := app.New(ctx, cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	s := &stack{t: t, cfg: cfg, app: a, base: "http://" + ln.Addr().String(), http: &http.Client{Transport: &http.Transport{}}}
+	inst := apptest.Start(t, cfg, apptest.Options{})
+	s := &stack{t: t, cfg: cfg, app: inst.App, base: inst.Base, http: &http.Client{Transport: &http.Transport{}}}
 	sale := s.createSale(10, 5)
 	st := s.stream("/v1/sales/"+sale+"/events", "", nil)
 	if _, ok := st.next(t); !ok {
 		t.Fatal("no snapshot")
 	}
 	began := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(cfg.ShutdownTimeout + 5*time.Second):
-		t.Fatal("Serve did not return")
+	if err := inst.Stop(); err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 	if took := time.Since(began); took > cfg.ShutdownTimeout/2 {
 		t.Fatalf("shutdown took %v with a stream open", took)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"flashsale/order"
+
 	"github.com/segmentio/kafka-go"
 )
 
@@ -103,7 +105,7 @@ func readPartition(ctx context.Context, broker, topic string, p int, from, end i
 			return out, fmt.Errorf("partition %d after offset %d: %w", p, from, err)
 		}
 		var env envelope
-		if json.Unmarshal(m.Value, &env) == nil && env.Type == "flashsale.order.created" && env.Data.SaleID == saleID {
+		if json.Unmarshal(m.Value, &env) == nil && env.Type == order.EventCreated && env.Data.SaleID == saleID {
 			id, _ := strconv.ParseInt(env.Data.OrderID, 10, 64)
 			out = append(out, Event{EventID: env.ID, OrderID: id})
 		}

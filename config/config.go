@@ -81,6 +81,7 @@ type Config struct {
 	BreakerOpen        time.Duration
 	BreakerProbes      int
 
+	cmd Command           // the command the settings are read for
 	raw map[string]string // the text each setting was parsed from, for logging
 }
 
@@ -242,11 +243,16 @@ func (c *Config) remember(name, v string) {
 	c.raw[name] = v
 }
 
-// Register adds every setting as a flag to fs and returns the Config the
-// flags write into; call Load after fs.Parse.
-func Register(fs *flag.FlagSet) *Config {
-	c := &Config{}
-	for _, s := range settings {
+// Register adds every setting (those of serve) as a flag to fs and returns
+// the Config the flags write into; call Load after fs.Parse.
+func Register(fs *flag.FlagSet) *Config { return RegisterFor(fs, Serve) }
+
+// RegisterFor adds the settings cmd reads as flags to fs and returns the
+// Config the flags write into; call Load after fs.Parse. The settings cmd
+// does not read stay at their zero values.
+func RegisterFor(fs *flag.FlagSet, cmd Command) *Config {
+	c := &Config{cmd: cmd}
+	for _, s := range settingsOf(cmd) {
 		def := s.def
 		if s.secret && def != "" {
 			def = maskList(s.name, def)
@@ -256,12 +262,12 @@ func Register(fs *flag.FlagSet) *Config {
 	return c
 }
 
-// Load fills every setting not given as a flag from the environment or its
-// default, then validates the whole Config.
+// Load fills every setting of the Config's command not given as a flag
+// from the environment or its default, then validates them.
 func Load(fs *flag.FlagSet, c *Config, getenv func(string) string) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	for _, s := range settings {
+	for _, s := range settingsOf(c.command()) {
 		if given[s.name] {
 			continue
 		}
@@ -284,10 +290,24 @@ func FromEnv() (*Config, error) {
 	return c, Load(fs, c, os.Getenv)
 }
 
-// Validate reports the first setting whose value cannot work.
+// command is the command the Config was registered for; a Config built
+// by hand is serve's.
+func (c *Config) command() Command {
+	if c.cmd == "" {
+		return Serve
+	}
+	return c.cmd
+}
+
+// Validate reports every setting of the Config's command whose value
+// cannot work; the settings the command does not read are not checked.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(name, why string) { errs = append(errs, fmt.Errorf("config: %s: %s", name, why)) }
+	bad := func(name, why string) {
+		if c.command().Reads(name) {
+			errs = append(errs, fmt.Errorf("config: %s: %s", name, why))
+		}
+	}
 	if len(c.DatabaseURLs) == 0 {
 		bad("database-urls", "at least one PostgreSQL URL is required")
 	}
@@ -315,22 +335,30 @@ func (c *Config) Validate() error {
 		"ip-rate": c.IPRate, "ip-burst": c.IPBurst, "max-in-flight": c.MaxInFlight, "commit-batch": c.CommitBatch, "reserve-batch": c.ReserveBatch,
 		"kafka-partitions": c.KafkaPartitions, "kafka-replication": c.KafkaReplication, "relay-batch": c.RelayBatch,
 		"consumer-max-attempts": c.ConsumerMaxAttempts, "breaker-failures": c.BreakerFailures, "breaker-probes": c.BreakerProbes}
-	for _, s := range settings {
+	for _, s := range settingsOf(c.command()) {
 		if n, ok := positive[s.name]; ok && n < 1 {
 			bad(s.name, "must be at least 1")
 		}
 	}
-	if c.DBConnectTimeout <= 0 || c.RedisDialTimeout <= 0 || c.RedisTimeout <= 0 || c.BreakerOpen <= 0 {
-		bad("db-connect-timeout, redis-dial-timeout, redis-timeout, breaker-open", "must be positive")
+	durations := map[string]time.Duration{"db-connect-timeout": c.DBConnectTimeout, "redis-dial-timeout": c.RedisDialTimeout,
+		"redis-timeout": c.RedisTimeout, "breaker-open": c.BreakerOpen, "payment-window": c.PaymentWindow,
+		"commit-deadline": c.CommitDeadline, "shutdown-timeout": c.ShutdownTimeout, "webhook-timeout": c.WebhookTimeout}
+	for _, s := range settingsOf(c.command()) {
+		if d, ok := durations[s.name]; ok && d <= 0 {
+			bad(s.name, "must be positive")
+		}
 	}
-	if c.DBStatementTimeout < 0 || c.RedisRetries < 0 || c.BreakerSpread < 0 {
-		bad("db-statement-timeout, redis-retries, breaker-spread", "must not be negative")
+	if c.DBStatementTimeout < 0 {
+		bad("db-statement-timeout", "must not be negative")
+	}
+	if c.RedisRetries < 0 {
+		bad("redis-retries", "must not be negative")
+	}
+	if c.BreakerSpread < 0 {
+		bad("breaker-spread", "must not be negative")
 	}
 	if c.RelayLeaseTTL < time.Second {
 		bad("relay-lease-ttl", "must be at least 1s")
-	}
-	if c.PaymentWindow <= 0 || c.CommitDeadline <= 0 || c.ShutdownTimeout <= 0 {
-		bad("payment-window, commit-deadline, shutdown-timeout", "must be positive")
 	}
 	if c.ReservationGrace <= c.CommitDeadline {
 		bad("reservation-grace", "must exceed commit-deadline, or the reconciler could return stock of an order still committing")
@@ -352,9 +380,6 @@ func (c *Config) Validate() error {
 	if c.AccessLog != "off" && c.AccessLog != "sampled" && c.AccessLog != "all" {
 		bad("access-log", "must be off, sampled or all")
 	}
-	if c.WebhookTimeout <= 0 {
-		bad("webhook-timeout", "must be positive")
-	}
 	return errors.Join(errs...)
 }
 
@@ -372,7 +397,7 @@ func webhookSecret(s string) bool {
 // LogValue logs every setting once, with secrets masked.
 func (c *Config) LogValue() slog.Value {
 	attrs := make([]slog.Attr, 0, len(settings))
-	for _, s := range settings {
+	for _, s := range settingsOf(c.command()) {
 		v := c.raw[s.name]
 		if s.secret && v != "" {
 			v = maskList(s.name, v)

@@ -20,6 +20,7 @@ import (
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
 	"flashsale/ledger"
+	"flashsale/order"
 )
 
 // TestEventsApplyOnceAndRedeliveriesChangeNothing consumes N created
@@ -258,7 +259,7 @@ func TestOversoldOrderIsCancelled(t *testing.T) {
 	ids := []int64{testenv.NextOrderID(), testenv.NextOrderID(), testenv.NextOrderID()}
 	s.cancel.then = func(got []int64) error {
 		for _, id := range got {
-			if err := s.w.WriteMessages(context.Background(), message(testenv.OrderEvent("cancelled", id, sale, 1, ledger.ReasonOversold))); err != nil {
+			if err := s.w.WriteMessages(context.Background(), message(testenv.OrderEvent("cancelled", id, sale, 1, order.ReasonOversold))); err != nil {
 				return err
 			}
 		}
@@ -282,7 +283,7 @@ func TestOversoldOrderIsCancelled(t *testing.T) {
 	}
 	var reason string
 	err := s.db.QueryRow(context.Background(), `SELECT reason FROM ledger_entries WHERE order_id = $1 AND kind = 'cancelled'`, ids[2]).Scan(&reason)
-	if err != nil || reason != ledger.ReasonOversold {
+	if err != nil || reason != order.ReasonOversold {
 		t.Fatalf("cancellation entry: %q, %v", reason, err)
 	}
 }

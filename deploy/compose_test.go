@@ -363,24 +363,16 @@ func TestComposeEnvIsValidConfig(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) {
 		known[config.EnvPrefix+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))] = true
 	})
-	for _, name := range []string{"migrate", "flashsale"} {
+	for name, cmd := range map[string]config.Command{"migrate": config.Migrate, "flashsale": config.Serve} {
 		env := envOf(t, service(t, p, name))
 		for k := range env {
 			if strings.HasPrefix(k, config.EnvPrefix) && !known[k] {
 				t.Errorf("%s: %s is not a flashsale setting", name, k)
 			}
 		}
-		getenv := func(k string) string {
-			if v, ok := env[k]; ok {
-				return v
-			}
-			if k == "FLASHSALE_JWT_SECRET" && name == "migrate" {
-				return "migrate-needs-no-secret" // as cmd/flashsale does for migrate
-			}
-			return ""
-		}
+		getenv := func(k string) string { return env[k] }
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
-		c := config.Register(fs)
+		c := config.RegisterFor(fs, cmd)
 		if err := config.Load(fs, c, getenv); err != nil {
 			t.Errorf("%s: environment is not a valid config: %v", name, err)
 		}

@@ -1,11 +1,9 @@
 package deploy_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +17,7 @@ import (
 
 	"flashsale/app"
 	"flashsale/auth"
+	"flashsale/internal/apptest"
 	"flashsale/internal/testenv"
 )
 
@@ -118,32 +117,15 @@ func scrapeAfterASale(t *testing.T) map[string]float64 {
 	cfg.RelayEnabled, cfg.ConsumersEnabled = true, true
 	testenv.Topic(t, cfg)
 	cfg.DeadLetterTopic = cfg.KafkaTopic + ".dlq"
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, testenv.Logger(t))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		a.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
+	inst := apptest.Start(t, cfg, apptest.Options{})
+	a := inst.App
 	debug := httptest.NewServer(app.DebugHandler(a.Metrics()))
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	t.Cleanup(func() {
 		debug.Close()
 		client.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		a.Close()
 	})
-	base := "http://" + ln.Addr().String()
+	base := inst.Base
 	post := func(path, sub string, admin bool, body string, want int) []byte {
 		tok, _ := auth.Mint(cfg.JWTSecret, sub, admin, time.Hour, time.Now())
 		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))

@@ -19,19 +19,8 @@ import (
 	"flashsale"
 	"flashsale/consumer/inbox"
 	"flashsale/inventory"
+	"flashsale/order"
 )
-
-// The order events the ledger reads (docs/events.md).
-const (
-	EventOrderCreated   = "flashsale.order.created"
-	EventOrderPaid      = "flashsale.order.paid"
-	EventOrderCancelled = "flashsale.order.cancelled"
-	EventOrderExpired   = "flashsale.order.expired"
-)
-
-// ReasonOversold is the cancel reason of an order the ledger found beyond
-// its sale's stock.
-const ReasonOversold = "oversold"
 
 // OversoldCanceller cancels orders the ledger found beyond their sale's
 // stock, with reason oversold, and emits their cancelled events; the order
@@ -98,28 +87,32 @@ type orderEvent struct {
 	reason   *string
 }
 
+// kinds are the ledger's entry kinds of the order event types.
+var kinds = map[string]string{order.EventCreated: "created", order.EventPaid: "paid",
+	order.EventCancelled: "cancelled", order.EventExpired: "expired"}
+
+// decodeData reads an order event's v1 payload; reason is nil unless the
+// event is a cancellation that gives one.
+func decodeData(ev inbox.Event) (d order.EventV1, reason *string, err error) {
+	if ev.Type != order.EventCancelled {
+		err = json.Unmarshal(ev.Data, &d)
+		return d, nil, err
+	}
+	var c order.CancelledV1
+	if err = json.Unmarshal(ev.Data, &c); err == nil && c.Reason != "" {
+		reason = &c.Reason
+	}
+	return c.EventV1, reason, err
+}
+
 // parseOrderEvent reads the data of an order event the ledger counts; ok
 // is false for any other type.
 func parseOrderEvent(ev inbox.Event) (e orderEvent, ok bool, err error) {
-	switch ev.Type {
-	case EventOrderCreated:
-		e.kind = "created"
-	case EventOrderPaid:
-		e.kind = "paid"
-	case EventOrderCancelled:
-		e.kind = "cancelled"
-	case EventOrderExpired:
-		e.kind = "expired"
-	default:
+	if e.kind, ok = kinds[ev.Type]; !ok {
 		return e, false, nil
 	}
-	var d struct {
-		OrderID  string  `json:"order_id"`
-		SaleID   string  `json:"sale_id"`
-		Quantity int64   `json:"quantity"`
-		Reason   *string `json:"reason"`
-	}
-	if err := json.Unmarshal(ev.Data, &d); err != nil {
+	d, reason, err := decodeData(ev)
+	if err != nil {
 		return e, true, fmt.Errorf("%w: ledger: data of %s: %v", inventory.ErrInvalidValue, ev.ID, err)
 	}
 	if e.order, err = strconv.ParseInt(d.OrderID, 10, 64); err != nil || e.order <= 0 {
@@ -131,11 +124,11 @@ func parseOrderEvent(ev inbox.Event) (e orderEvent, ok bool, err error) {
 	if e.sale, err = inventory.ParseSaleID(d.SaleID); err != nil {
 		return e, true, fmt.Errorf("ledger: %s: %w", ev.ID, err)
 	}
-	q, err := inventory.NewQuantity(d.Quantity)
+	q, err := inventory.NewQuantity(int64(d.Quantity))
 	if err != nil {
 		return e, true, fmt.Errorf("ledger: %s: %w", ev.ID, err)
 	}
-	e.quantity, e.reason = q.Int(), d.Reason
+	e.quantity, e.reason = q.Int(), reason
 	switch e.kind {
 	case "created":
 		e.delta = e.quantity
@@ -241,7 +234,7 @@ func batchArgs(es []entry) []any {
 // again when the event is redelivered, so a crash before the canceller was
 // told only delays the cancellation.
 func (l *Ledger) AfterCommit(ctx context.Context, ev inbox.Event) error {
-	if ev.Type != EventOrderCreated {
+	if ev.Type != order.EventCreated {
 		return nil
 	}
 	e, _, err := parseOrderEvent(ev)
@@ -259,7 +252,7 @@ func (l *Ledger) AfterCommit(ctx context.Context, ev inbox.Event) error {
 func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error {
 	var sales []inventory.SaleID
 	for _, ev := range evs {
-		if ev.Type != EventOrderCreated {
+		if ev.Type != order.EventCreated {
 			continue
 		}
 		e, _, err := parseOrderEvent(ev)

@@ -16,6 +16,7 @@ import (
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
 	"flashsale/ledger"
+	"flashsale/order"
 )
 
 // transitions is, for three sales, orders created, paid, cancelled and
@@ -39,7 +40,7 @@ func transitions(sales []inventory.SaleID) []inbox.Event {
 		case 4:
 			evs = append(evs, testenv.OrderEvent("created", id, sale, q+1, ""), created)
 		case 5:
-			evs = append(evs, testenv.OrderEvent("paid", id, sale, q, ""), testenv.OrderEvent("cancelled", id, sale, q, ledger.ReasonOversold))
+			evs = append(evs, testenv.OrderEvent("paid", id, sale, q, ""), testenv.OrderEvent("cancelled", id, sale, q, order.ReasonOversold))
 		}
 		if i == 7 {
 			evs = append(evs, inbox.Event{ID: testenv.EventID(), Source: "/t", Type: "flashsale.sale.created", Data: []byte(`{}`)})
@@ -173,7 +174,7 @@ func TestLedgerBatchFailsLikeHandle(t *testing.T) {
 	wrongSubject.Subject = "42"
 	for _, bad := range []inbox.Event{
 		testenv.OrderEvent("created", testenv.NextOrderID(), sale, 0, ""),
-		{ID: testenv.EventID(), Source: "/t", Type: ledger.EventOrderPaid, Subject: "1", Data: []byte(`{"order_id":"x"}`)},
+		{ID: testenv.EventID(), Source: "/t", Type: order.EventPaid, Subject: "1", Data: []byte(`{"order_id":"x"}`)},
 		wrongSubject,
 	} {
 		good := testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, "")

@@ -16,6 +16,7 @@ import (
 	"flashsale/inventory"
 	"flashsale/inventory/invpg"
 	"flashsale/ledger"
+	"flashsale/order"
 )
 
 // cancellations is the test's canceller: it records what it was asked to
@@ -195,7 +196,7 @@ func TestLedgerCancelsTheNewestExcessOrders(t *testing.T) {
 		t.Fatalf("position %+v", p)
 	}
 	// The order service cancels c and emits its event: the sale is whole.
-	f.mustApply(t, testenv.OrderEvent("cancelled", c, sale, 1, ledger.ReasonOversold))
+	f.mustApply(t, testenv.OrderEvent("cancelled", c, sale, 1, order.ReasonOversold))
 	if p := f.position(t, sale); p.Net() != 2 || p.Excess() != 0 {
 		t.Fatalf("after the cancellation: %+v", p)
 	}

@@ -44,6 +44,8 @@ import (
 
 	"flashsale"
 	"flashsale/consumer/inbox"
+	"flashsale/internal/cloudevent"
+	"flashsale/order"
 )
 
 // Headers of every webhook request.
@@ -55,10 +57,10 @@ const (
 
 // types are the event types posted; others are acknowledged unsent.
 var types = map[string]bool{
-	"flashsale.order.created":   true,
-	"flashsale.order.paid":      true,
-	"flashsale.order.cancelled": true,
-	"flashsale.order.expired":   true,
+	order.EventCreated:   true,
+	order.EventPaid:      true,
+	order.EventCancelled: true,
+	order.EventExpired:   true,
 }
 
 // Config describes the receiver and how hard to try it.
@@ -151,16 +153,8 @@ func (s *Sender) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
 
 // Body is the webhook body of ev: its CloudEvents JSON envelope.
 func Body(ev inbox.Event) ([]byte, error) {
-	b, err := json.Marshal(struct {
-		SpecVersion     string          `json:"specversion"`
-		ID              string          `json:"id"`
-		Source          string          `json:"source"`
-		Type            string          `json:"type"`
-		Subject         string          `json:"subject,omitempty"`
-		Time            string          `json:"time"`
-		DataContentType string          `json:"datacontenttype"`
-		Data            json.RawMessage `json:"data"`
-	}{"1.0", ev.ID, ev.Source, ev.Type, ev.Subject, ev.Time.UTC().Format(time.RFC3339Nano), "application/json", ev.Data})
+	b, err := json.Marshal(cloudevent.Envelope{SpecVersion: cloudevent.SpecVersion, ID: ev.ID, Source: ev.Source, Type: ev.Type,
+		Subject: ev.Subject, Time: ev.Time.UTC().Format(time.RFC3339Nano), DataContentType: cloudevent.DataContentTypeJSON, Data: ev.Data})
 	if err != nil {
 		return nil, fmt.Errorf("notify: body of %s: %w", ev.ID, err)
 	}
@@ -258,7 +252,7 @@ func (s *Sender) post(ctx context.Context, id string, body []byte) (int, error) 
 		return 0, fmt.Errorf("notify: %w", err)
 	}
 	ts := strconv.FormatInt(s.now().Unix(), 10)
-	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Content-Type", cloudevent.ContentType)
 	req.Header.Set("User-Agent", "flashsale-webhook/1")
 	req.Header.Set(HeaderID, id)
 	req.Header.Set(HeaderTimestamp, ts)

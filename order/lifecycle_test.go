@@ -56,22 +56,9 @@ func (r *rig) place(t *testing.T, svc *order.Service, sale inventory.SaleID, buy
 // events lists the outbox event types of an order, in outbox order.
 func (r *rig) events(t *testing.T, id order.ID) []string {
 	t.Helper()
-	sh, _ := r.m.ForOrder(id.Int64())
-	rows, err := r.pools[r.m.Database(sh)].Query(context.Background(),
-		"SELECT event_type FROM "+sh.Schema()+".outbox WHERE aggregate_id = $1 ORDER BY id", id.Int64())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	for _, x := range r.outboxRows(t, id) {
+		out = append(out, x.Type)
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"flashsale/internal/cloudevent"
 	"flashsale/lease"
 )
 
@@ -398,27 +399,14 @@ func execBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch, works []wo
 	return short, br.Close()
 }
 
-// envelope is a CloudEvents 1.0 structured-mode event.
-type envelope struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject"`
-	Time            string          `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	DataSchema      string          `json:"dataschema"`
-	Data            json.RawMessage `json:"data"`
-}
-
 // DataSchema names the version of the payloads this relay publishes.
 const DataSchema = "https://flashsale.example/schemas/order-event/v1"
 
 func (r *Relay) message(t Target, x row) (kafka.Message, error) {
 	key := strconv.FormatInt(x.aggregateID, 10)
-	v, err := json.Marshal(envelope{SpecVersion: "1.0", ID: x.eventID, Source: r.cfg.Source + "/shards/" + strconv.Itoa(t.Shard),
+	v, err := json.Marshal(cloudevent.Envelope{SpecVersion: cloudevent.SpecVersion, ID: x.eventID, Source: r.cfg.Source + "/shards/" + strconv.Itoa(t.Shard),
 		Type: x.eventType, Subject: key, Time: x.createdAt.UTC().Format(time.RFC3339Nano),
-		DataContentType: "application/json", DataSchema: DataSchema, Data: x.payload})
+		DataContentType: cloudevent.DataContentTypeJSON, DataSchema: DataSchema, Data: x.payload})
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("outbox: envelope of row %d: %w", x.id, err)
 	}
@@ -433,4 +421,4 @@ func (r *Relay) message(t Target, x row) (kafka.Message, error) {
 // ce_specversion, and rejects the message. ce_id and ce_type stay as
 // conveniences for filtering without parsing; in structured mode readers
 // ignore them. One shared slice: kafka-go only reads header values.
-var structuredMode = []byte("application/cloudevents+json")
+var structuredMode = []byte(cloudevent.ContentType)

@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"flashsale/app"
 	"flashsale/config"
+	"flashsale/internal/apptest"
 	"flashsale/internal/testenv"
 )
 
@@ -25,28 +24,7 @@ func startService(t *testing.T) (*config.Config, string) {
 	testenv.Topic(t, cfg)
 	cfg.RelayEnabled = true
 	cfg.IPRate, cfg.IPBurst = 1_000_000, 1_000_000
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, testenv.Logger(t))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		a.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		a.Close()
-	})
-	return cfg, "http://" + ln.Addr().String()
+	return cfg, apptest.Start(t, cfg, apptest.Options{}).Base
 }
 
 // envOf is the environment that points flashbench at cfg, as the service

@@ -206,3 +206,9 @@ func RunClosed(ctx context.Context, vus int, dur, think time.Duration, rec *Reco
 	st.Sent = sent.Load()
 	return st
 }
+
+// Fresh returns buyers sharing these tokens with new counters.
+func (b *Buyers) Fresh(limit, qty int) *Buyers {
+	return &Buyers{ids: b.ids, auth: b.auth, order: b.order, clicks: make([]atomic.Int32, len(b.ids)),
+		units: make([]atomic.Int32, len(b.ids)), limit: int32(limit), qty: int32(qty)}
+}

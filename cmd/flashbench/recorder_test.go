@@ -115,8 +115,10 @@ func TestOpenModelCountsFromTheIntendedTimeWhenSendersAreStuck(t *testing.T) {
 		t.Fatalf("intended %d sent %d not sent %d calls %d", st.Intended, st.Sent, st.NotSent, calls.Load())
 	}
 	// The ~400 arrivals due during the stall waited from up to 1 s down to
-	// nothing; about 360 of them more than 100 ms.
-	if n := countAbove(m, 100*time.Millisecond); n < 320 || n > 420 {
+	// nothing; about 360 of them more than 100 ms. On a loaded machine the
+	// four senders drain the backlog more slowly and a few dozen more wait
+	// past 100 ms; measured from the send, only the four in flight would.
+	if n := countAbove(m, 100*time.Millisecond); n < 320 || n > 520 {
 		t.Errorf("%d requests above 100 ms, want about 360 (those due in the first 900 ms of the stall)", n)
 	}
 	all := statsOf(m.All)

@@ -104,14 +104,7 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 		t.Errorf("applied events on /metrics: %v, want 1", applied)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("consume: %v\n%s", err, logs.String())
-		}
-	case <-time.After(25 * time.Second):
-		t.Fatal("consume did not stop within 25 s of its context ending")
-	}
+	waitStopped(t, "consume", done, 25*time.Second, &logs)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 1 || !strings.HasPrefix(got[0], id+" ") {
@@ -122,12 +115,20 @@ func TestConsumeNotifyPostsAndStopsOnCancel(t *testing.T) {
 // debugAddr is the debug listener's address, from the command's log.
 func debugAddr(t *testing.T, logs *testenv.SyncBuffer) string {
 	t.Helper()
+	addr := logged(logs, "serving metrics and profiles")
+	if addr == "" {
+		t.Fatalf("no debug listener in the log:\n%s", logs.String())
+	}
+	return addr
+}
+
+// logged is the addr attribute of the first log record saying msg, or "".
+func logged(logs *testenv.SyncBuffer, msg string) string {
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var rec struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics and profiles" {
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
 			return rec.Addr
 		}
 	}
-	t.Fatalf("no debug listener in the log:\n%s", logs.String())
 	return ""
 }

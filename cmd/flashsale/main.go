@@ -8,9 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"flashsale/app"
+	"flashsale/config"
 )
 
 func main() {
@@ -37,7 +41,8 @@ Usage:
   flashsale token --sub ID [--admin] [--ttl D]  mint a development JWT (needs the jwt-secret setting)
 
 Every setting is a flag and a FLASHSALE_* environment variable; flags win.
-Settings:
+Each command reads only the settings it uses: flashsale COMMAND --help lists them.
+Settings (serve reads them all):
 `
 
 func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -50,13 +55,22 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
+		// The HTTP API and its background loops, until ctx ends or a loop dies.
+		return runProcess(ctx, "serve", config.Serve, args[1:], getenv, stderr,
+			func(ctx context.Context, cfg *config.Config, log *slog.Logger) (process, error) {
+				return app.New(ctx, cfg, log)
+			})
 	case "consume":
 		return consumeCmd(ctx, args[1:], getenv, stderr)
 	case "migrate":
 		return migrateCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "relay":
-		return relayCmd(ctx, args[1:], getenv, stderr)
+		// Only the outbox relay: for deployments that keep it out of the API
+		// instances, or run more relays than API instances.
+		return runProcess(ctx, "relay", config.Relay, args[1:], getenv, stderr,
+			func(ctx context.Context, cfg *config.Config, log *slog.Logger) (process, error) {
+				return app.NewRelay(ctx, cfg, log)
+			})
 	case "token":
 		return tokenCmd(args[1:], getenv, stdout, stderr)
 	}
@@ -65,7 +79,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 }
 
 func printUsage(w io.Writer) {
-	fs, _ := newFlagSet("flashsale", w)
+	fs, _ := newFlagSet("flashsale", config.Serve, w)
 	fmt.Fprint(w, usage)
 	fs.SetOutput(w)
 	fs.PrintDefaults()

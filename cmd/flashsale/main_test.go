@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"flashsale/auth"
+	"flashsale/config"
 	"flashsale/internal/testenv"
 )
 
@@ -27,7 +28,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, noEnv, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	fs, _ := newFlagSet("x", &out)
+	fs, _ := newFlagSet("x", config.Serve, &out)
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "FLASHSALE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if !strings.Contains(out.String(), "-"+f.Name) || !strings.Contains(out.String(), env) {

@@ -2,46 +2,25 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"io"
 
-	"flashsale/dbschema"
-	"flashsale/shard"
+	"flashsale/app"
+	"flashsale/config"
 )
 
+// migrateCmd applies, reverts or shows the schema migrations.
 func migrateCmd(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
-	fs, cfg := newFlagSet("flashsale migrate up|down|version", stderr)
-	if len(args) == 0 {
-		return fmt.Errorf("migrate needs up, down or version")
-	}
-	verb := args[0]
-	// The migrations need no secret; a placeholder keeps validation honest
-	// about everything else.
-	withSecret := func(k string) string {
-		if v := getenv(k); v != "" || k != "FLASHSALE_JWT_SECRET" {
-			return v
-		}
-		return "migrate-needs-no-secret"
-	}
-	if err := loadConfig(fs, cfg, args[1:], withSecret); err != nil {
+	if helpAsked(args) {
+		_, _, err := load("flashsale migrate up|down|version", config.Migrate, args, getenv, stderr)
 		return err
 	}
-	m, err := shard.NewMap(cfg.Shards, len(cfg.DatabaseURLs))
+	if len(args) == 0 {
+		return errors.New("migrate needs up, down or version")
+	}
+	cfg, _, err := load("flashsale migrate "+args[0], config.Migrate, args[1:], getenv, stderr)
 	if err != nil {
 		return err
 	}
-	mg := dbschema.New(cfg.DatabaseURLs, m)
-	switch verb {
-	case "up":
-		return mg.Up(ctx)
-	case "down":
-		return mg.Down(ctx)
-	case "version":
-		vs, err := mg.Versions(ctx)
-		for _, v := range vs {
-			fmt.Fprintf(stdout, "%-12s version=%d dirty=%t\n", v.Target, v.Version, v.Dirty)
-		}
-		return err
-	}
-	return fmt.Errorf("migrate: unknown verb %q (up, down, version)", verb)
+	return app.Migrate(ctx, cfg, args[0], stdout)
 }

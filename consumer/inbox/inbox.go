@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"flashsale"
+	"flashsale/internal/cloudevent"
 )
 
 // Event is one CloudEvent as the consumers see it (docs/events.md).
@@ -78,24 +79,14 @@ type BatchHandler interface {
 // ErrInvalidEvent marks a message that is no CloudEvent this service reads.
 var ErrInvalidEvent = errors.New("inbox: invalid event")
 
-type envelope struct {
-	SpecVersion string          `json:"specversion"`
-	ID          string          `json:"id"`
-	Source      string          `json:"source"`
-	Type        string          `json:"type"`
-	Subject     string          `json:"subject"`
-	Time        string          `json:"time"`
-	Data        json.RawMessage `json:"data"`
-}
-
 // Parse reads a CloudEvents 1.0 structured-mode JSON envelope.
 func Parse(value []byte) (Event, error) {
-	var e envelope
+	var e cloudevent.Envelope
 	if err := json.Unmarshal(value, &e); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
-	if e.SpecVersion != "1.0" {
-		return Event{}, fmt.Errorf("%w: specversion %q, want 1.0", ErrInvalidEvent, e.SpecVersion)
+	if e.SpecVersion != cloudevent.SpecVersion {
+		return Event{}, fmt.Errorf("%w: specversion %q, want %s", ErrInvalidEvent, e.SpecVersion, cloudevent.SpecVersion)
 	}
 	id, ok := normalUUID(e.ID)
 	if !ok {

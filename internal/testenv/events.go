@@ -2,17 +2,18 @@ package testenv
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
 	"flashsale/consumer/inbox"
-	"flashsale/inventory"
 )
 
 // OrderEvent is an order event of the contract in docs/events.md, of type
 // flashsale.order.<typ>, with a fresh event id; reason is left out when
-// empty.
-func OrderEvent(typ string, order int64, sale inventory.SaleID, qty int, reason string) inbox.Event {
+// empty. The sale is any value that prints as its id (an inventory.SaleID
+// in practice): testenv stays free of the domain packages.
+func OrderEvent(typ string, order int64, sale fmt.Stringer, qty int, reason string) inbox.Event {
 	d := map[string]any{"schema_version": 1, "order_id": strconv.FormatInt(order, 10), "sale_id": sale.String(),
 		"user_id": "alice", "quantity": qty, "amount_cents": 100 * qty, "currency": "EUR", "status": "pending_payment"}
 	if reason != "" {

@@ -18,7 +18,7 @@ import (
 )
 
 // Each sale's stock is split into allotments (schema stock,
-// migrations/database), allotSlots per database: the statement that
+// migrations/database), AllotSlots per database: the statement that
 // commits a batch of orders takes their units from one allotment of its
 // database, with one locked conditional UPDATE per sale, so PostgreSQL
 // refuses a unit that Redis wrongly allowed even though orders are spread
@@ -35,8 +35,8 @@ import (
 // often, so it needs no lock: the allotments plus the units in transit
 // always equal sales.stock, and units in live orders never exceed it.
 
-// allotSlots is the number of allotments of a sale on each database.
-const allotSlots = 4
+// AllotSlots is the number of allotments of a sale on each database.
+const AllotSlots = 4
 
 // allotQueries are the allotment statements, the same on every database.
 type allotQueries struct {
@@ -122,10 +122,10 @@ func (s *Store) allotDatabase(ctx context.Context, sale inventory.SaleID, db int
 // allotOn splits share over the database's slots; slot 0 also holds the
 // units of live orders placed before the sale had allotments.
 func (s *Store) allotOn(ctx context.Context, sale inventory.SaleID, db int, share, live int64) error {
-	for slot := allotSlots - 1; slot >= 0; slot-- {
-		units, sold := share/allotSlots, int64(0)
+	for slot := AllotSlots - 1; slot >= 0; slot-- {
+		units, sold := share/AllotSlots, int64(0)
 		if slot == 0 {
-			units, sold = max(share-units*(allotSlots-1), live), live
+			units, sold = max(share-units*(AllotSlots-1), live), live
 		}
 		if _, err := s.pools[db].Exec(ctx, s.aq.init, sale.Int64(), slot, units, sold); err != nil {
 			return fmt.Errorf("orderpg: allot sale %s on database %d: %w", sale, db, err)
@@ -202,7 +202,12 @@ const refillTries = 8
 // than the order wants that no live order holds: PostgreSQL has nothing
 // left for it, whatever Redis believed.
 func (s *Store) refill(ctx context.Context, o order.NewOrder, to pot) error {
-	sale, need := o.Sale.ID, int64(o.Qty)
+	return s.refillUnits(ctx, o.Sale.ID, int64(o.Qty), to)
+}
+
+// refillUnits gets need free units of the sale onto the allotment to, as
+// refill does for one order.
+func (s *Store) refillUnits(ctx context.Context, sale inventory.SaleID, need int64, to pot) error {
 	if err := s.ensureAllotted(ctx, sale); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"flashsale/internal/batch"
+	"flashsale/inventory"
 	"flashsale/order"
 	"flashsale/shard"
 )
@@ -52,14 +53,18 @@ type committer struct {
 	// slots hands each transaction in flight an allotment slot of its
 	// own, so that concurrent commits lock different allotment rows.
 	slots chan int
+	db    int // this committer's database, in shard-map order
+	// refill moves need free units of a sale onto an allotment of this
+	// database (Store.refillUnits); nil: short orders are left to Create.
+	refill func(ctx context.Context, sale inventory.SaleID, need int64, to pot) error
 }
 
 // newCommitter returns the group commit of one database, whose workers
-// transactions take the allotment slots from first on (modulo allotSlots).
+// transactions take the allotment slots from first on (modulo AllotSlots).
 func newCommitter(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), workers, first int) *committer {
 	c := &committer{pool: pool, create: create, onCommit: onCommit, slots: make(chan int, workers)}
 	for w := range workers {
-		c.slots <- (first + w) % allotSlots
+		c.slots <- (first + w) % AllotSlots
 	}
 	return c
 }
@@ -74,6 +79,50 @@ func (b *committer) commit(ctx context.Context, orders []pending, out []batch.Re
 	slot := <-b.slots // never waits: there are as many slots as workers
 	defer func() { b.slots <- slot }()
 	b.commitIn(ctx, orders, out, slot)
+	b.refillShort(ctx, orders, out, slot)
+}
+
+// refillShort gives the orders its allotment was short for one refill per
+// sale, for their units together, and one more commit together, in the
+// same slot. Near a sale's end whole batches come back short: each order
+// moving units and committing alone would queue them on the slot's row
+// lock, one fsync each. What is still short goes one order at a time
+// (Store.Create), as before.
+func (b *committer) refillShort(ctx context.Context, orders []pending, out []batch.Result[result], slot int) {
+	var short []int
+	for i := range out {
+		if out[i].Err == nil && out[i].Val.outcome == outcomeNoStock {
+			short = append(short, i)
+		}
+	}
+	if len(short) < 2 || b.refill == nil {
+		return
+	}
+	need := map[inventory.SaleID]int64{}
+	for _, i := range short {
+		need[orders[i].o.Sale.ID] += int64(orders[i].o.Qty)
+	}
+	refilled := make(map[inventory.SaleID]bool, len(need))
+	for sale, n := range need {
+		// A sale refused here (too few units for all) leaves its orders to
+		// Create, which tries each alone.
+		refilled[sale] = b.refill(ctx, sale, n, pot{b.db, slot}) == nil
+	}
+	var again []pending
+	var at []int
+	for _, i := range short {
+		if refilled[orders[i].o.Sale.ID] {
+			again, at = append(again, orders[i]), append(at, i)
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	res := make([]batch.Result[result], len(again))
+	b.commitIn(ctx, again, res, slot)
+	for j, i := range at {
+		out[i] = res[j]
+	}
 }
 
 // overAllotted tells the refusal of CHECK allotments_within: a commit

@@ -23,7 +23,7 @@ func (s *Store) Pay(ctx context.Context, buyer order.BuyerID, id order.ID) (orde
 // OrderCancelled event (reason buyer), in one statement on the order's
 // shard.
 func (s *Store) Cancel(ctx context.Context, buyer order.BuyerID, id order.ID) (order.Order, error) {
-	return s.transition(ctx, buyer, id, func(q queries) string { return q.cancel }, "buyer")
+	return s.transition(ctx, buyer, id, func(q queries) string { return q.cancel }, order.ReasonBuyer)
 }
 
 // transition runs one conditional UPDATE of the order with its outbox row.

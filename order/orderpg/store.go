@@ -69,9 +69,10 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 	workers := max(1, opt.Workers)
 	// Instances start at different slots, so that two instances' commits
 	// mostly lock different allotment rows too.
-	first := mrand.IntN(allotSlots)
-	for _, p := range pools {
+	first := mrand.IntN(AllotSlots)
+	for db, p := range pools {
 		c := newCommitter(p, create, s.committed, workers, first)
+		c.db, c.refill = db, s.refillUnits
 		s.commits = append(s.commits, c)
 		s.batchers = append(s.batchers, batch.New(c.commit, max(1, opt.MaxBatch), workers))
 	}

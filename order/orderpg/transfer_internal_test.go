@@ -35,8 +35,8 @@ func TestInterruptedTransferIsFinishedOnce(t *testing.T) {
 		for _, a := range all {
 			n += a.allotted
 		}
-		if len(all) != 2*allotSlots {
-			t.Fatalf("%d allotments, want %d per database", len(all), allotSlots)
+		if len(all) != 2*AllotSlots {
+			t.Fatalf("%d allotments, want %d per database", len(all), AllotSlots)
 		}
 		return n
 	}
