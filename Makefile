@@ -63,6 +63,15 @@ test: stack-up lint
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
 
+# Memory flat (issue 12): the order path in the open model at 0.8 × its
+# closed peak for 10 minutes (SOAK_DURATION), judging serve's RSS after
+# the first minute; no ceilings, no flash sale. Not in CI.
+#   make soak SOAK_DURATION=1m BENCH_ARGS='--soak-warmup 20s'
+.PHONY: soak
+
+soak:
+	BENCH_CEILINGS=0 BENCH_OFF=0 scripts/bench.sh --soak-duration $(or $(SOAK_DURATION),10m) $(BENCH_ARGS)
+
 # ---- the fault suite (chaos/, cmd/flashchaos, issue 11) ----
 # Runs on a private stack instance (STACK_NAME=chaos: .stack-chaos/, ports
 # +1000), never the shared one: it kills and pauses that instance's

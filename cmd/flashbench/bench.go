@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,6 +93,9 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	if err := b.mint(rep); err != nil {
 		return nil, err
 	}
+	if b.opts.SoakDuration > 0 {
+		return b.soakRun(ctx, rep)
+	}
 	var soldOutPeak float64
 	if b.opts.Ceilings {
 		soldOutPeak = b.ceilingsFirst(ctx, rep)
@@ -104,7 +108,12 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		// the consumers.
 		b.peakOrders(ctx, rep)
 	}
-	b.ratiosAndTargets(rep, soldOutPeak)
+	b.ratiosAndTargets(rep)
+	return b.finish(rep)
+}
+
+// finish notes the machine's load at the end and writes the report.
+func (b *bench) finish(rep *Report) (*Report, error) {
 	rep.Machine["loadavg_after"] = readTrim("/proc/loadavg")
 	rep.Machine["cpu_pressure_after"] = firstLine(readTrim("/proc/pressure/cpu"))
 	if err := rep.WriteFiles(b.outDir); err != nil {
@@ -172,7 +181,9 @@ func (b *bench) sale(ctx context.Context, rep *Report, soldOutPeak float64) erro
 	}
 	b.say("sale %s: %d units, limit %d; %s model at %.0f/s (%s), ramp %s, then %s", saleID, o.Stock, o.Limit,
 		o.Model, rate, source, o.Ramp, o.Duration)
+	commit0, err0 := b.commitBuckets(ctx)
 	load, clientOrders, unresolved, demand := b.flashSale(ctx, saleID, rate)
+	commit1, err1 := b.commitBuckets(ctx)
 	load.RateSource = source
 	rep.Load = load
 	b.say("load done: %d requests, %.0f req/s, %d orders; verifying", load.Requests, load.RequestsPerSec, load.Orders)
@@ -181,7 +192,33 @@ func (b *bench) sale(ctx context.Context, rep *Report, soldOutPeak float64) erro
 		return err
 	}
 	b.judge(ctx, rep, facts, lag)
+	rep.Lag.Commit, rep.Lag.CommitNote = commitStats(commit0, commit1, errors.Join(err0, err1))
 	return nil
+}
+
+// commitBuckets scrapes the group commit's histogram (store create, ok)
+// from the service's /metrics; nil without --debug-url.
+func (b *bench) commitBuckets(ctx context.Context) (Buckets, error) {
+	if b.opts.DebugURL == "" {
+		return nil, nil
+	}
+	return scrapeBuckets(ctx, b.opts.DebugURL, commitSeries, map[string]string{"op": "create", "outcome": "ok"})
+}
+
+// commitStats is the group commit's latency between two scrapes.
+func commitStats(before, after Buckets, err error) (LatencyStats, string) {
+	switch {
+	case err != nil:
+		return LatencyStats{}, "could not read the service's metrics: " + err.Error()
+	case after == nil:
+		return LatencyStats{}, "not measured (--debug-url)"
+	}
+	d := after.Since(before)
+	if d.Count() == 0 {
+		return LatencyStats{}, "no commit during the sale"
+	}
+	return LatencyStats{Count: int64(d.Count()), P50: d.Quantile(0.5), P90: d.Quantile(0.9), P99: d.Quantile(0.99)},
+		"flashsale_store_seconds{op=create,outcome=ok} during the flash sale (the service's histogram, interpolated inside its buckets)"
 }
 
 // judge adds what the collection found to the report and verifies it.

@@ -90,24 +90,32 @@ func (b *bench) soldOutPeak(ctx context.Context, rep *Report) float64 {
 }
 
 // peakOrders measures the service's durable orders per second, closed
-// model, on a sale too large to sell out.
+// model, on a sale too large to sell out, with serve's CPU profile when
+// the debug listener is known; with --off-url first the same on a second
+// service whose relay and consumers are off: the baseline of their cost.
 func (b *bench) peakOrders(ctx context.Context, rep *Report) {
 	o := b.opts
-	id, err := b.createSale(ctx, "PEAK-ORDERS-"+b.runID, 100_000_000, 1_000_000)
-	if err != nil {
-		rep.Probes = append(rep.Probes, Phase{Name: "service orders", Error: err.Error()})
-		return
+	if o.OffURL != "" {
+		ph, c := b.ordersPeak(ctx, phaseOrdersOff, o.OffURL, o.OffServicePID, "off")
+		if c != nil {
+			c.Close()
+		}
+		rep.Probes = append(rep.Probes, ph)
+		b.say("peak durable orders, relay and consumers off: %.0f/s %s", ph.PerSecond, ph.Error)
 	}
-	c := b.buyClient(o.URL, id)
-	defer c.Close()
+	profiled := b.startProfile(ctx)
 	x0 := b.dbXacts(ctx)
-	ph := runPhase(ctx, "service orders", "POST /v1/orders that each create a durable order (201 after the commit), closed model",
-		o.OrdersConc, o.PhaseDuration, OutCreated, b.watched(), httpOp(c, b.tokens.Fresh(1_000_000, 1), b.runID+"or"))
+	ph, c := b.ordersPeak(ctx, phaseOrders, o.URL, o.ServicePID, "or")
 	if x1 := b.dbXacts(ctx); x0 >= 0 && x1 >= x0 && ph.OKOps > 0 {
 		ph.XactsPerOp = float64(x1-x0) / float64(ph.OKOps)
 	}
 	rep.Probes = append(rep.Probes, ph)
+	rep.Profile = profiled(&ph)
 	b.say("peak durable orders: %.0f/s", ph.PerSecond)
+	if c == nil {
+		return
+	}
+	defer c.Close()
 	if ph.PerSecond > 0 {
 		// The order path's latency near capacity, as for the sold-out path.
 		rate := o.RateFraction * ph.PerSecond
@@ -115,6 +123,56 @@ func (b *bench) peakOrders(ctx context.Context, rep *Report) {
 			rate, o.Workers, o.PhaseDuration, OutCreated, b.watched(), httpOp(c, b.tokens.Fresh(1_000_000, 1), b.runID+"oopen"))
 		rep.Probes = append(rep.Probes, ph)
 		b.say("durable orders at %.0f/s, open model: p99 %.2f ms", rate, ph.Latency.P99)
+	}
+}
+
+// ordersPeak runs the closed order peak against the service at url (pid
+// for its CPU) on a new sale; the client is nil when the sale could not be
+// created.
+func (b *bench) ordersPeak(ctx context.Context, name, url string, pid int, tag string) (Phase, *Client) {
+	o := b.opts
+	id, err := b.createSaleAt(ctx, url, "PEAK-ORDERS-"+tag+"-"+b.runID, 100_000_000, 1_000_000)
+	if err != nil {
+		return Phase{Name: name, Error: err.Error()}, nil
+	}
+	c := b.buyClient(url, id)
+	what := "POST /v1/orders that each create a durable order (201 after the commit), closed model"
+	if name == phaseOrdersOff {
+		what += ", on a second serve with relay and consumers off (its own databases)"
+	}
+	ph := runPhase(ctx, name, what, o.OrdersConc, o.PhaseDuration, OutCreated, b.watchedService(pid),
+		httpOp(c, b.tokens.Fresh(1_000_000, 1), b.runID+tag))
+	return ph, c
+}
+
+// startProfile starts fetching serve's CPU profile for the next phase
+// (whole seconds, at least one) when --debug-url is set; the function it
+// returns waits for it and splits it by stage against the phase's µs of
+// serve per order. Without --debug-url that function returns nil.
+func (b *bench) startProfile(ctx context.Context) func(*Phase) *StageProfile {
+	if b.opts.DebugURL == "" {
+		return func(*Phase) *StageProfile { return nil }
+	}
+	secs := max(1, int(b.opts.PhaseDuration.Seconds()))
+	type result struct {
+		stacks []stack
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := fetchProfile(ctx, b.opts.DebugURL, secs)
+		done <- result{s, err}
+	}()
+	return func(ph *Phase) *StageProfile {
+		r := <-done
+		p := &StageProfile{Phase: ph.Name, Seconds: secs}
+		if r.err != nil {
+			p.Error = r.err.Error()
+			return p
+		}
+		us, _ := perOp(ph, "flashsale serve")
+		p.Stages, p.CPU = stageShares(r.stacks, us)
+		return p
 	}
 }
 

@@ -45,9 +45,16 @@ type Options struct {
 	InsertConc    int
 	OrdersConc    int
 
-	ServicePID int
-	Procs      multi
-	Notes      multi
+	ServicePID    int
+	DebugURL      string
+	OffURL        string
+	OffServicePID int
+	Procs         multi
+
+	SoakDuration time.Duration
+	SoakRate     float64
+	SoakWarmup   time.Duration
+	Notes        multi
 
 	Out           string
 	DrainTimeout  time.Duration
@@ -107,6 +114,12 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	num(&o.InsertConc, "insert-conc", 256, "concurrency of the insert ceiling")
 	num(&o.OrdersConc, "orders-conc", 256, "concurrency of the service's order peak")
 	num(&o.ServicePID, "service-pid", 0, "pid of flashsale serve, for its CPU and memory (0: not reported)")
+	str(&o.DebugURL, "debug-url", "", "the service's debug listener (its --debug-addr): the group commit's latency from /metrics during the sale, serve's CPU profile by stage during the order peak (empty: neither)")
+	str(&o.OffURL, "off-url", "", "a second flashsale serve with relay and consumers off, on stores of its own: its order peak is the baseline of the relay + consumers cost (empty: not measured)")
+	num(&o.OffServicePID, "off-service-pid", 0, "pid of the --off-url service, for its CPU")
+	dur(&o.SoakDuration, "soak-duration", 0, "soak instead of the flash sale: the order path in the open model at --rate-fraction of its closed peak for this long, judging serve's RSS (0: no soak)")
+	fs.Float64Var(&o.SoakRate, "soak-rate", 0, "with --soak-duration: orders per second (0: --rate-fraction of the closed order peak, measured first)")
+	dur(&o.SoakWarmup, "soak-warmup", time.Minute, "with --soak-duration: the RSS is judged after this warm-up")
 	fs.Var(&o.Procs, "proc", "another process to report, name=pid; name=pid+ adds its child processes (PostgreSQL backends), name=pid+w1,w2 only those whose command line holds w1 or w2 (a database name); repeatable")
 	fs.Var(&o.Notes, "note", "key=value written under machine in the report (versions...); repeatable")
 	str(&o.Out, "out", "", "report directory (default bench-results/<timestamp>)")
@@ -152,6 +165,9 @@ func (o *Options) validate() error {
 	}
 	if o.Duration <= 0 || o.Timeout <= 0 {
 		bad = append(bad, "--duration and --timeout must be positive")
+	}
+	if o.SoakDuration < 0 || o.SoakRate < 0 || o.SoakWarmup < 0 || (o.SoakDuration > 0 && o.SoakWarmup >= o.SoakDuration) {
+		bad = append(bad, "--soak-duration, --soak-rate and --soak-warmup must not be negative, the warm-up shorter than the soak")
 	}
 	if o.ClientKind != "raw" && o.ClientKind != "std" {
 		bad = append(bad, "--client must be raw or std")

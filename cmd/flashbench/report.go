@@ -26,6 +26,8 @@ type Report struct {
 	Probes   []Phase `json:"probes,omitempty"`   // the service's peaks, closed model
 
 	Load     LoadReport    `json:"load"`
+	Profile  *StageProfile `json:"serve_profile,omitempty"` // serve's CPU by stage in the order peak
+	Soak     *SoakReport   `json:"soak,omitempty"`
 	Lag      LagReport     `json:"lag"`
 	Ratios   []Ratio       `json:"ratios,omitempty"`
 	Targets  []Target      `json:"targets"`
@@ -84,6 +86,8 @@ type SeriesPoint struct {
 // LagReport is how late the events were.
 type LagReport struct {
 	Relay        LatencyStats `json:"relay_commit_to_kafka_ms"`
+	Commit       LatencyStats `json:"group_commit_ms"` // the service's own histogram (p50, p99, count) during the sale
+	CommitNote   string       `json:"group_commit_note,omitempty"`
 	RelayNote    string       `json:"relay_note"`
 	Consumer     LatencyStats `json:"ledger_commit_to_entry_ms"`
 	ConsumerNote string       `json:"consumer_note"`
@@ -107,6 +111,10 @@ type Target struct {
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
 	Met      *bool  `json:"met"` // nil: not measured in this run
+	// Value is the figure judged against Bound (in Unit), when measured.
+	Value *float64 `json:"value,omitempty"`
+	Bound float64  `json:"bound,omitempty"`
+	Unit  string   `json:"unit,omitempty"`
 }
 
 // WriteFiles writes report.json, report.md and chart.svg to dir.
@@ -160,60 +168,9 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| %s | %s |", k, r.Settings[k])
 	}
 	p("")
-	l := r.Load
-	p("## The flash sale")
-	p("")
-	p("Sale %s: %d units, limit %d per buyer, %d per request, %d distinct buyers; %s model at %s requests/s (%s), %d senders.",
-		l.SaleID, l.Stock, l.Limit, l.Quantity, l.Buyers, l.Run.Model, f0(l.Rate), l.RateSource, l.Run.Workers)
-	p("")
-	p("| figure | value |")
-	p("|---|---|")
-	p("| requests (logical, after retries) | %d in %s s = **%s req/s** |", l.Requests, f1(l.Seconds), f0(l.RequestsPerSec))
-	p("| attempts / retries / recovered by a retry | %d / %d / %d |", l.Attempts, l.Retries, l.Recovered)
-	p("| orders (201) | %d (replays %d); **%s orders/s** until sell-out |", l.Orders, l.Replayed, f0(l.OrdersPerSec))
-	p("| units sold (PostgreSQL) / remaining (API) / demand | %d / %d / %d |", l.UnitsSold, l.Remaining, l.DemandUnits)
-	p("| first request → first sold-out answer | %s s |", f2(l.SelloutClient))
-	p("| first request → last 201 / last commit | %s s / %s s |", f2(l.SelloutLast201), f2(l.SelloutDB))
-	p("| intended / sent / not sent | %d / %d / %d (worst send lag %s) |", l.Run.Intended, l.Run.Sent, l.Run.NotSent, l.Run.MaxSendLag.Round(time.Microsecond))
-	p("| attempt timeouts / connection errors | %d / %d |", l.Timeouts, l.ConnErrors)
-	if l.Xacts >= 0 && l.Orders > 0 {
-		p("| PostgreSQL transactions on the service's databases | %d (%.1f per order; relay and background loops included) |", l.Xacts, float64(l.Xacts)/float64(l.Orders))
+	if r.Soak == nil {
+		r.saleMarkdown(p)
 	}
-	p("| attempts by status | %s |", joinCounts(l.Status, ": "))
-	p("")
-	p("Latency from each request's intended send time (coordinated omission corrected), ms:")
-	p("")
-	p("| outcome | count | p50 | p90 | p99 | p99.9 | max |")
-	p("|---|---:|---:|---:|---:|---:|---:|")
-	for _, k := range latencyOrder(l.Latency) {
-		s := l.Latency[k]
-		p("| %s | %d | %s | %s | %s | %s | %s |", k, s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
-	}
-	s := l.Service
-	p("| *service time (from actual send, uncorrected)* | %d | %s | %s | %s | %s | %s |", s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
-	p("")
-	p("![throughput and latency](chart.svg)")
-	p("")
-	p("## Events")
-	p("")
-	p("| figure | count | p50 | p90 | p99 | max |")
-	p("|---|---:|---:|---:|---:|---:|")
-	p("| relay lag: commit → Kafka (ms) | %d | %s | %s | %s | %s |", r.Lag.Relay.Count, f2(r.Lag.Relay.P50), f2(r.Lag.Relay.P90), f2(r.Lag.Relay.P99), f2(r.Lag.Relay.Max))
-	p("| consumer lag: commit → ledger entry (ms) | %d | %s | %s | %s | %s |", r.Lag.Consumer.Count, f2(r.Lag.Consumer.P50), f2(r.Lag.Consumer.P90), f2(r.Lag.Consumer.P99), f2(r.Lag.Consumer.Max))
-	p("")
-	if r.Lag.RelayNote != "" {
-		p("Relay: %s", r.Lag.RelayNote)
-		p("")
-	}
-	if r.Lag.ConsumerNote != "" {
-		p("Consumer: %s", r.Lag.ConsumerNote)
-		p("")
-	}
-	p("Outbox drained %s s after the load; %d Kafka messages scanned; %d redelivered copies.", f1(r.Lag.DrainWaited), r.Lag.Scanned, r.Lag.Duplicates)
-	p("")
-	p("## Processes during the load")
-	p("")
-	procTable(p, l.Processes, l.RequestsPerSec)
 	if len(r.Ceilings)+len(r.Probes) > 0 {
 		p("## Ceilings of this machine and the service's peaks (closed model)")
 		p("")
@@ -246,16 +203,21 @@ func (r *Report) Markdown(w io.Writer) {
 			}
 		}
 	}
-	p("## Targets")
+	r.soakMarkdown(p)
+	r.profileMarkdown(p)
+	p("## Targets (issue 12)")
 	p("")
-	p("| target | wanted | measured | met |")
-	p("|---|---|---|---|")
+	p("| target | wanted | value | bound | met | measured |")
+	p("|---|---|---:|---:|---|---|")
 	for _, t := range r.Targets {
-		met := "not measured"
+		met, value, bound := "not measured", "", ""
 		if t.Met != nil {
 			met = map[bool]string{true: "yes", false: "**no**"}[*t.Met]
 		}
-		p("| %s | %s | %s | %s |", t.Name, t.Target, t.Measured, met)
+		if t.Value != nil {
+			value, bound = f2(*t.Value)+" "+t.Unit, f2(t.Bound)
+		}
+		p("| %s | %s | %s | %s | %s | %s |", t.Name, t.Target, value, bound, met, strings.ReplaceAll(t.Measured, "|", "/"))
 	}
 	p("")
 	p("## Verification: %s", verdict)
@@ -336,4 +298,120 @@ func joinCounts(m map[string]int64, sep string) string {
 		parts = append(parts, fmt.Sprintf("%s%s%d", k, sep, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// profileMarkdown shows serve's CPU profile by stage.
+func (r *Report) profileMarkdown(p func(string, ...any)) {
+	pr := r.Profile
+	if pr == nil {
+		return
+	}
+	p("## serve's CPU by stage (%s, %d s CPU profile)", pr.Phase, pr.Seconds)
+	p("")
+	if pr.Error != "" {
+		p("Profile failed: %s", pr.Error)
+		p("")
+		return
+	}
+	p("%.1f s of CPU sampled. Stages by the profile's stacks: the relay, the consumers and the background loops own all they call; the order path's samples go to the stage of the frame nearest the leaf (JSON, JWT, PostgreSQL client, Redis client, HTTP).", pr.CPU)
+	p("")
+	p("| stage | share | CPU µs per order |")
+	p("|---|---:|---:|")
+	for _, s := range pr.Stages {
+		p("| %s | %s %% | %s |", s.Stage, f1(100*s.Share), f1(s.PerOp))
+	}
+	p("")
+}
+
+// soakMarkdown shows the soak: its rate, what it did, serve's RSS.
+func (r *Report) soakMarkdown(p func(string, ...any)) {
+	s := r.Soak
+	if s == nil {
+		return
+	}
+	ph := s.Phase
+	p("## Soak")
+	p("")
+	p("%s orders/s (%s) for %s s in the open model: %d requests (%s), %s orders/s; p50 %s ms, p99 %s ms, max %s ms.",
+		f0(s.Rate), s.RateSource, f0(ph.Seconds), ph.Ops, joinCounts(ph.Outcomes, " "), f0(ph.PerSecond), f2(ph.Latency.P50), f2(ph.Latency.P99), f2(ph.Latency.Max))
+	p("")
+	procTable(p, ph.Processes, ph.PerSecond)
+	if s.RSS == nil {
+		return
+	}
+	p("serve's RSS (MB) every second, the warm-up of %s s first:", f0(s.WarmupSeconds))
+	p("")
+	var b strings.Builder
+	for i, pt := range s.RSS.Series {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(f0(pt.RSSMB))
+	}
+	p("```")
+	p("%s", b.String())
+	p("```")
+	p("")
+}
+
+// saleMarkdown shows the flash sale, its events and its processes.
+func (r *Report) saleMarkdown(p func(string, ...any)) {
+	l := r.Load
+	p("## The flash sale")
+	p("")
+	p("Sale %s: %d units, limit %d per buyer, %d per request, %d distinct buyers; %s model at %s requests/s (%s), %d senders.",
+		l.SaleID, l.Stock, l.Limit, l.Quantity, l.Buyers, l.Run.Model, f0(l.Rate), l.RateSource, l.Run.Workers)
+	p("")
+	p("| figure | value |")
+	p("|---|---|")
+	p("| requests (logical, after retries) | %d in %s s = **%s req/s** |", l.Requests, f1(l.Seconds), f0(l.RequestsPerSec))
+	p("| attempts / retries / recovered by a retry | %d / %d / %d |", l.Attempts, l.Retries, l.Recovered)
+	p("| orders (201) | %d (replays %d); **%s orders/s** until sell-out |", l.Orders, l.Replayed, f0(l.OrdersPerSec))
+	p("| units sold (PostgreSQL) / remaining (API) / demand | %d / %d / %d |", l.UnitsSold, l.Remaining, l.DemandUnits)
+	p("| first request → first sold-out answer | %s s |", f2(l.SelloutClient))
+	p("| first request → last 201 / last commit | %s s / %s s |", f2(l.SelloutLast201), f2(l.SelloutDB))
+	p("| intended / sent / not sent | %d / %d / %d (worst send lag %s) |", l.Run.Intended, l.Run.Sent, l.Run.NotSent, l.Run.MaxSendLag.Round(time.Microsecond))
+	p("| attempt timeouts / connection errors | %d / %d |", l.Timeouts, l.ConnErrors)
+	if l.Xacts >= 0 && l.Orders > 0 {
+		p("| PostgreSQL transactions on the service's databases | %d (%.1f per order; relay and background loops included) |", l.Xacts, float64(l.Xacts)/float64(l.Orders))
+	}
+	p("| attempts by status | %s |", joinCounts(l.Status, ": "))
+	p("")
+	p("Latency from each request's intended send time (coordinated omission corrected), ms:")
+	p("")
+	p("| outcome | count | p50 | p90 | p99 | p99.9 | max |")
+	p("|---|---:|---:|---:|---:|---:|---:|")
+	for _, k := range latencyOrder(l.Latency) {
+		s := l.Latency[k]
+		p("| %s | %d | %s | %s | %s | %s | %s |", k, s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
+	}
+	s := l.Service
+	p("| *service time (from actual send, uncorrected)* | %d | %s | %s | %s | %s | %s |", s.Count, f2(s.P50), f2(s.P90), f2(s.P99), f2(s.P999), f2(s.Max))
+	p("")
+	p("![throughput and latency](chart.svg)")
+	p("")
+	p("## Events")
+	p("")
+	p("| figure | count | p50 | p90 | p99 | max |")
+	p("|---|---:|---:|---:|---:|---:|")
+	p("| relay lag: commit → Kafka (ms) | %d | %s | %s | %s | %s |", r.Lag.Relay.Count, f2(r.Lag.Relay.P50), f2(r.Lag.Relay.P90), f2(r.Lag.Relay.P99), f2(r.Lag.Relay.Max))
+	p("| consumer lag: commit → ledger entry (ms) | %d | %s | %s | %s | %s |", r.Lag.Consumer.Count, f2(r.Lag.Consumer.P50), f2(r.Lag.Consumer.P90), f2(r.Lag.Consumer.P99), f2(r.Lag.Consumer.Max))
+	p("")
+	if r.Lag.RelayNote != "" {
+		p("Relay: %s", r.Lag.RelayNote)
+		p("")
+	}
+	if r.Lag.ConsumerNote != "" {
+		p("Consumer: %s", r.Lag.ConsumerNote)
+		p("")
+	}
+	if c := r.Lag.Commit; c.Count > 0 || r.Lag.CommitNote != "" {
+		p("Group commit during the sale (the service's own histogram): %d commits, p50 %s ms, p90 %s ms, p99 %s ms. %s", c.Count, f2(c.P50), f2(c.P90), f2(c.P99), r.Lag.CommitNote)
+		p("")
+	}
+	p("Outbox drained %s s after the load; %d Kafka messages scanned; %d redelivered copies.", f1(r.Lag.DrainWaited), r.Lag.Scanned, r.Lag.Duplicates)
+	p("")
+	p("## Processes during the load")
+	p("")
+	procTable(p, l.Processes, l.RequestsPerSec)
 }

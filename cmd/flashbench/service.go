@@ -38,11 +38,17 @@ func (b *bench) waitReady(ctx context.Context) error {
 
 // createSale creates an active sale through the admin API.
 func (b *bench) createSale(ctx context.Context, sku string, stock, limit int) (string, error) {
+	return b.createSaleAt(ctx, b.opts.URL, sku, stock, limit)
+}
+
+// createSaleAt creates an active sale through the admin API of the service
+// at base.
+func (b *bench) createSaleAt(ctx context.Context, base, sku string, stock, limit int) (string, error) {
 	now := time.Now().UTC()
 	body, _ := json.Marshal(map[string]any{"sku": sku, "title": "flashbench " + sku, "price_cents": 19900,
 		"currency": "EUR", "stock": stock, "per_user_limit": limit,
 		"starts_at": now.Add(-time.Second).Format(time.RFC3339Nano), "ends_at": now.Add(2 * time.Hour).Format(time.RFC3339Nano)})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.opts.URL+"/v1/admin/sales", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/admin/sales", bytes.NewReader(body))
 	req.Header.Set("Authorization", b.admin)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := b.api.Do(req)
@@ -91,9 +97,14 @@ func (b *bench) buyClient(base, saleID string) *Client {
 
 // watched lists the processes to report, this one first.
 func (b *bench) watched(extra ...Watched) []Watched {
+	return b.watchedService(b.opts.ServicePID, extra...)
+}
+
+// watchedService is watched with the service of pid as flashsale serve.
+func (b *bench) watchedService(pid int, extra ...Watched) []Watched {
 	w := []Watched{{Name: "flashbench (generator)"}}
-	if b.opts.ServicePID > 0 {
-		w = append(w, Watched{Name: "flashsale serve", PID: b.opts.ServicePID})
+	if pid > 0 {
+		w = append(w, Watched{Name: "flashsale serve", PID: pid})
 	}
 	for _, p := range b.opts.Procs {
 		pw, _ := parseProc(p)

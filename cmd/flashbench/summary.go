@@ -7,6 +7,13 @@ import (
 
 // printSummary prints the few lines a person reads first.
 func printSummary(w io.Writer, r *Report, dir string) {
+	if s := r.Soak; s != nil {
+		fmt.Fprintf(w, "\nflashbench %s: soak at %.0f orders/s (%s) for %.0f s: %.0f orders/s, p99 %.2f ms\n",
+			r.RunID, s.Rate, s.RateSource, s.Phase.Seconds, s.Phase.PerSecond, s.Phase.Latency.P99)
+		printJudged(w, r)
+		fmt.Fprintf(w, "verification %s; report in %s/{report.md,report.json}\n", map[bool]string{true: "PASSED", false: "FAILED"}[r.Passed], dir)
+		return
+	}
 	l := r.Load
 	all := l.Latency["all"]
 	fmt.Fprintf(w, "\nflashbench %s: sale %s, %d units, %d buyers, %s model at %.0f/s\n", r.RunID, l.SaleID, l.Stock, l.Buyers, l.Run.Model, l.Rate)
