@@ -51,6 +51,7 @@ type App struct {
 	handler       http.Handler
 	writer        *outbox.Writer
 	relay         *outbox.Relay
+	waker         *outbox.Waker // wakes the relay holding a shard, here or in another instance
 	consumers     []*consumer.Consumer
 	consumerNames []string // of each consumer, for the logs
 	breakers      breakers
@@ -108,11 +109,12 @@ func (a *App) wire(m shard.Map) {
 	locker := newLocker(cfg, a.pools[0], a.lockNodes)
 	// The relay exists before the store that wakes it on each commit.
 	a.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
-	a.relay = newRelay(cfg, a.pools, m, a.writer, locker, a.log)
+	a.relay = newRelay(cfg, a.pools, m, a.writer, locker, a.lockNodes[0], a.log)
 	a.metrics.Relay(a.relay.Stats())
-	relay := a.relay
+	waker := outbox.NewWaker(a.relay, a.lockNodes[0], cfg.RedisPrefix, a.log)
+	a.waker = waker
 	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
-		OnCommit: func(s shard.ID) { relay.Wake(s.Schema()) }, Log: a.log})
+		OnCommit: func(s shard.ID) { waker.Committed(int(s)) }, Log: a.log})
 	a.soldOut = invredis.NewSoldOut(stock, a.store, a.log)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, invredis.Locker{L: locker}, a.store, a.store, cfg.ReservationGrace, a.log)
 	// The second round comes past the commit deadline (plus a second of

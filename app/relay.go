@@ -35,7 +35,7 @@ func NewRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Relay
 		return nil, err
 	}
 	p := &RelayProcess{process: base, lockNodes: openLockNodes(cfg), writer: outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)}
-	p.relay = newRelay(cfg, p.pools, p.shards, p.writer, newLocker(cfg, p.pools[0], p.lockNodes), log)
+	p.relay = newRelay(cfg, p.pools, p.shards, p.writer, newLocker(cfg, p.pools[0], p.lockNodes), p.lockNodes[0], log)
 	p.metrics.Relay(p.relay.Stats())
 	return p, nil
 }
@@ -59,10 +59,11 @@ func (p *RelayProcess) Close() {
 	closePools(p.pools)
 }
 
-// newRelay is the relay of every shard's outbox, leased per shard.
-func newRelay(cfg *config.Config, pools []*pgxpool.Pool, m shard.Map, w *outbox.Writer, locker *lease.Locker, log *slog.Logger) *outbox.Relay {
-	return outbox.New(relayTargets(pools, m), w, locker, outbox.Config{Holder: holderName(),
-		Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
+// newRelay is the relay of every shard's outbox, leased per shard; the
+// relays of every instance share the shards and wake each other over rdb.
+func newRelay(cfg *config.Config, pools []*pgxpool.Pool, m shard.Map, w *outbox.Writer, locker *lease.Locker, rdb *redis.Client, log *slog.Logger) *outbox.Relay {
+	return outbox.New(relayTargets(pools, m), w, locker, rdb, outbox.Config{Holder: holderName(),
+		Prefix: cfg.RedisPrefix, Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
 		Retention: cfg.OutboxRetention, RetryDelay: 50 * time.Millisecond}, log)
 }
 

@@ -3,12 +3,16 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"flashsale/internal/testenv"
+	"flashsale/outbox"
 )
 
 // BenchmarkRelay measures the relay against the real broker with the
@@ -19,6 +23,10 @@ import (
 //     of 50, so the lag quantiles are commit → Kafka ack at that load;
 //   - service-like: the service's 16 shards, each commit adding 2 rows to
 //     a shard, 4,000 rows/s in all, as group commits spread orders.
+//
+// Each first runs the same inserts with no relay, so that the relay's own
+// CPU per event (relay-go-cpu, relay-pg-cpu) is reported beside the
+// totals.
 func BenchmarkRelay(b *testing.B) {
 	b.Run("drain", func(b *testing.B) { benchRelay(b, 0, 4, 50) })
 	for _, rate := range []int{5000, 10000, 17000} {
@@ -28,42 +36,87 @@ func BenchmarkRelay(b *testing.B) {
 }
 
 func benchRelay(b *testing.B, rate, shards, tx int) {
+	per := (b.N + shards - 1) / shards
+	// The same inserts with no relay, on databases of their own: what the
+	// relay adds is the difference.
+	insertGo, insertPG := insertCPU(b, rate, shards, tx, per)
 	w := newShardedWorld(b, shards)
 	w.batch = 500
-	r := w.relay(w.writer(), "bench")
+	wr := w.writer()
+	inserts := w.targets
+	w.targets = relayTargets(b, w) // the relay's own connections, to tell its PostgreSQL CPU
+	r := w.relay(wr, "bench")
+	w.targets = inserts
 	stop := run(r)
 	defer stop()
-	per := (b.N + len(w.targets) - 1) / len(w.targets)
 	pg0, go0 := testenv.PostgresCPU(b, w.cfg.DatabaseURLs), testenv.SelfCPU()
+	wr.Stats() // resets the writer's counters
 	b.ResetTimer()
 	start := time.Now()
-	var g errgroup.Group
-	for _, tg := range w.targets {
-		// Wake as the service's committer does after each commit.
-		wake := func() { r.Wake(tg.Schema) }
-		g.Go(func() error { return insertPaced(tg.Pool.Exec, wake, tg.Schema, per, rate/len(w.targets), tx) })
-	}
-	if err := g.Wait(); err != nil {
+	if err := insertAll(w, rate, tx, per, func(shard int) { r.Wake(shard) }); err != nil {
 		b.Fatal(err)
 	}
 	for r.Stats().Published() < int64(per*len(w.targets)) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	b.StopTimer()
-	// This process also runs the inserts: their share is the same whatever
-	// the relay does.
-	b.ReportMetric(float64((testenv.SelfCPU()-go0).Microseconds())/float64(per*len(w.targets)), "go-cpu-us/event")
-	if pg1 := testenv.PostgresCPU(b, w.cfg.DatabaseURLs); pg0 != nil && pg1 != nil {
-		var d time.Duration
-		for pid, t := range pg1 {
-			d += t - pg0[pid]
-		}
-		// The inserts' share is the same whatever the relay does.
-		b.ReportMetric(float64(d.Microseconds())/float64(per*len(w.targets)), "pg-cpu-us/event")
+	events := float64(per * len(w.targets))
+	goCPU, pgCPU, relayPG := testenv.SelfCPU()-go0, pgSince(b, w, pg0), relaySince(b, w, pg0)
+	// This process also runs the inserts: go-cpu and pg-cpu include them.
+	// relay-go-cpu is go-cpu less the inserts' alone (noisy on a shared
+	// machine: take medians); relay-pg-cpu is the CPU of the relay's own
+	// backends.
+	b.ReportMetric(float64(goCPU.Microseconds())/events, "go-cpu-us/event")
+	b.ReportMetric(float64((goCPU-insertGo).Microseconds())/events, "relay-go-cpu-us/event")
+	if pgCPU >= 0 && insertPG >= 0 {
+		b.ReportMetric(float64(pgCPU.Microseconds())/events, "pg-cpu-us/event")
+		b.ReportMetric(float64(relayPG.Microseconds())/events, "relay-pg-cpu-us/event")
+	}
+	// Each produce request costs the broker about the same whatever it
+	// carries: messages per request is what the broker's CPU follows.
+	if ws := wr.Stats(); ws.Writes > 0 {
+		b.ReportMetric(float64(ws.Messages)/float64(ws.Writes), "msgs/produce")
 	}
 	b.ReportMetric(float64(r.Stats().Published())/time.Since(start).Seconds(), "events/s")
 	b.ReportMetric(float64(r.Stats().LagQuantile(0.5).Microseconds())/1000, "lag-p50-ms")
 	b.ReportMetric(float64(r.Stats().LagQuantile(0.99).Microseconds())/1000, "lag-p99-ms")
+}
+
+// insertCPU is the Go and PostgreSQL CPU the inserts of a run take alone,
+// with no relay (PostgreSQL's is negative when its processes can't be read).
+func insertCPU(b *testing.B, rate, shards, tx, per int) (goCPU, pgCPU time.Duration) {
+	w := newShardedWorld(b, shards)
+	pg0, go0 := testenv.PostgresCPU(b, w.cfg.DatabaseURLs), testenv.SelfCPU()
+	if err := insertAll(w, rate, tx, per, func(int) {}); err != nil {
+		b.Fatal(err)
+	}
+	return testenv.SelfCPU() - go0, pgSince(b, w, pg0)
+}
+
+// insertAll runs insertPaced on every shard of w at once, rate rows per
+// second in all.
+func insertAll(w *world, rate, tx, per int, wake func(shard int)) error {
+	var g errgroup.Group
+	for _, tg := range w.targets {
+		// Wake as the service's committer does after each commit.
+		g.Go(func() error {
+			return insertPaced(tg.Pool.Exec, func() { wake(tg.Shard) }, tg.Schema, per, rate/len(w.targets), tx)
+		})
+	}
+	return g.Wait()
+}
+
+// pgSince is the CPU w's PostgreSQL backends used since pg0, or -1.
+func pgSince(b *testing.B, w *world, pg0 map[int]time.Duration) time.Duration {
+	pg1 := testenv.PostgresCPU(b, w.cfg.DatabaseURLs)
+	if pg0 == nil || pg1 == nil {
+		return -1
+	}
+	var d time.Duration
+	for pid, t := range pg1 {
+		d += t - pg0[pid]
+	}
+	return d
 }
 
 // insertPaced commits n rows in transactions of tx, at rate rows per
@@ -82,4 +135,50 @@ func insertPaced[T any](exec func(context.Context, string, ...any) (T, error), w
 		wake()
 	}
 	return nil
+}
+
+// relayApp names the relay's connections in pg_stat_activity.
+const relayApp = "bench-relay"
+
+// relayTargets are w's targets over pools of their own, named relayApp.
+func relayTargets(b *testing.B, w *world) []outbox.Target {
+	byPool := map[*pgxpool.Pool]*pgxpool.Pool{}
+	for i, u := range w.cfg.DatabaseURLs {
+		pc, err := pgxpool.ParseConfig(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc.ConnConfig.RuntimeParams["application_name"] = relayApp
+		p, err := pgxpool.NewWithConfig(context.Background(), pc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(p.Close)
+		byPool[w.pools[i]] = p
+	}
+	targets := slices.Clone(w.targets)
+	for i := range targets {
+		targets[i].Pool = byPool[targets[i].Pool]
+	}
+	return targets
+}
+
+// relaySince is the CPU the relay's backends used since pg0, or -1.
+func relaySince(b *testing.B, w *world, pg0 map[int]time.Duration) time.Duration {
+	pg1 := testenv.PostgresCPU(b, w.cfg.DatabaseURLs)
+	if pg0 == nil || pg1 == nil {
+		return -1
+	}
+	var d time.Duration
+	for _, p := range w.pools {
+		rows, _ := p.Query(context.Background(), "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", relayApp)
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, pid := range pids {
+			d += pg1[int(pid)] - pg0[int(pid)]
+		}
+	}
+	return d
 }

@@ -39,7 +39,7 @@ func TestLateCommittingRowIsRelayed(t *testing.T) {
 	}
 	w.waitDrained() // every committed row; the open one is invisible
 	var published int64
-	if err := tg.Pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM "+tg.Schema+".outbox WHERE published_at IS NOT NULL").Scan(&published); err != nil {
+	if err := tg.Pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM "+tg.Schema+".outbox_published").Scan(&published); err != nil {
 		t.Fatal(err)
 	}
 	if published <= lateRow {

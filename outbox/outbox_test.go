@@ -75,13 +75,19 @@ func (w *world) insert(t outbox.Target, aggregate int64, types ...string) []stri
 }
 
 func (w *world) relay(pub outbox.Publisher, holder string) *outbox.Relay {
+	return w.relayWith(pub, holder, func(*outbox.Config) {})
+}
+
+// relayWith is a relay whose config tune changes from the tests' default.
+func (w *world) relayWith(pub outbox.Publisher, holder string, tune func(*outbox.Config)) *outbox.Relay {
 	locker := lease.NewLocker(w.nodes, w.cfg.RedisPrefix, 2*time.Second, func(ctx context.Context) (int64, error) {
 		var n int64
 		return n, w.pools[0].QueryRow(ctx, "SELECT nextval('fencing_tokens')").Scan(&n)
 	})
-	return outbox.New(w.targets, pub, locker, outbox.Config{Holder: holder, Source: "/test", BatchSize: w.batch,
-		Poll: 200 * time.Millisecond, LeaseTTL: 2 * time.Second, Retention: time.Hour, RetryDelay: 20 * time.Millisecond},
-		testenv.Logger(w.t))
+	cfg := outbox.Config{Holder: holder, Prefix: w.cfg.RedisPrefix, Source: "/test", BatchSize: w.batch,
+		Poll: 200 * time.Millisecond, LeaseTTL: 2 * time.Second, Retention: time.Hour, RetryDelay: 20 * time.Millisecond}
+	tune(&cfg)
+	return outbox.New(w.targets, pub, locker, w.nodes[0], cfg, testenv.Logger(w.t))
 }
 
 func (w *world) writer() *outbox.Writer {

@@ -29,27 +29,42 @@ type row struct {
 
 // held is a shard whose lease this loop holds.
 type held struct {
-	t    Target
-	le   *lease.Lease
-	next time.Time // when the lease is extended next
+	t     Target
+	le    *lease.Lease
+	next  time.Time // when the lease is extended next
+	valid time.Time // until when no other relay can hold the lease
 }
 
-// runGroup relays g's shards until ctx ends. It takes the lease of every
-// free shard of g, checking again every sixth of the lease TTL, and runs
-// rounds while it holds any.
+// work is the rows of one held shard in a round.
+type work struct {
+	h    *held
+	rows []row
+}
+
+// tickers are a loop's clocks.
+type tickers struct{ poll, prune, leases *time.Ticker }
+
+func newTickers(cfg Config) tickers {
+	return tickers{poll: time.NewTicker(cfg.Poll), prune: time.NewTicker(time.Minute), leases: time.NewTicker(cfg.LeaseTTL / 6)}
+}
+
+func (t tickers) stop() { t.poll.Stop(); t.prune.Stop(); t.leases.Stop() }
+
+// runGroup relays g's shards until ctx ends. It holds its share of g's
+// shards (share.go), checking every sixth of the lease TTL, and runs a
+// round when woken (reading the woken shards), on the poll, and when it
+// took new shards (reading them all).
 func (r *Relay) runGroup(ctx context.Context, g *group) {
 	var hs []*held
 	defer func() { r.releaseAll(ctx, hs) }()
-	poll := time.NewTicker(r.cfg.Poll)
-	defer poll.Stop()
-	prune := time.NewTicker(time.Minute)
-	defer prune.Stop()
-	leases := time.NewTicker(r.cfg.LeaseTTL / 6)
-	defer leases.Stop()
-	hs = r.acquire(ctx, g, hs)
+	t := newTickers(r.cfg)
+	defer t.stop()
+	hs = r.balance(ctx, g, hs)
+	all := true
 	for ctx.Err() == nil {
+		g.alive.Store(time.Now().UnixNano())
 		hs = r.extendDue(ctx, hs)
-		more, err := r.round(ctx, g, &hs)
+		more, err := r.round(ctx, g, &hs, all)
 		if err != nil && ctx.Err() == nil {
 			r.log.WarnContext(ctx, "relay paused; leases released", "shards", len(hs), "err", err)
 			r.releaseAll(ctx, hs)
@@ -57,65 +72,142 @@ func (r *Relay) runGroup(ctx context.Context, g *group) {
 			sleep(ctx, r.cfg.LeaseTTL/4)
 		}
 		if more && err == nil {
-			continue // more is waiting
+			all = true // a shard had a full batch: more is waiting
+			select {
+			case <-t.leases.C: // a steady backlog must not starve the leases
+				hs = r.balance(ctx, g, r.extendDue(ctx, hs))
+			default:
+			}
+			continue
 		}
+		all = r.wait(ctx, g, &hs, t)
+	}
+}
+
+// wait returns when a round is due, saying whether it reads every held
+// shard (the poll, shards newly taken) or only the woken ones. Meanwhile
+// it keeps the leases and the share, and prunes.
+func (r *Relay) wait(ctx context.Context, g *group, hs *[]*held, t tickers) (all bool) {
+	for {
 		select {
 		case <-ctx.Done():
+			return false
 		case <-g.wake:
-		case <-poll.C:
-		case <-prune.C:
-			r.prune(ctx, hs)
-		case <-leases.C:
-			hs = r.acquire(ctx, g, hs)
+			return false
+		case <-t.poll.C:
+			return true
+		case <-t.prune.C:
+			r.prune(ctx, *hs)
+		case <-t.leases.C:
+		case <-g.rebalance:
+		}
+		g.alive.Store(time.Now().UnixNano())
+		n := len(*hs)
+		*hs = r.balance(ctx, g, r.extendDue(ctx, *hs))
+		if len(*hs) > n {
+			return true
 		}
 	}
 }
 
-// acquire takes the leases of g's shards that hs lacks and are free.
-func (r *Relay) acquire(ctx context.Context, g *group, hs []*held) []*held {
-	for _, t := range g.targets {
+// acquire takes free shards of g until hs holds want of them. Each relay
+// starts looking at its own place (from its rank), so that relays
+// starting together mostly try different shards.
+func (r *Relay) acquire(ctx context.Context, g *group, hs []*held, want int) []*held {
+	start := r.members.start(len(g.targets))
+	for i := range g.targets {
+		if len(hs) >= want {
+			break
+		}
+		t := g.targets[(start+i)%len(g.targets)]
 		if slices.ContainsFunc(hs, func(h *held) bool { return h.t.Schema == t.Schema }) {
 			continue
 		}
-		le, err := r.locker.Acquire(ctx, "relay:"+t.Schema, 0)
-		if err != nil {
-			if !errors.Is(err, lease.ErrNotAcquired) && ctx.Err() == nil {
-				r.log.WarnContext(ctx, "relay lease not taken", "schema", t.Schema, "err", err)
-			}
-			continue
+		if h := r.take(ctx, t); h != nil {
+			hs = append(hs, h)
 		}
-		if err := r.claim(ctx, t, le.Token); err != nil {
-			le.Release(ctx)
-			if !errors.Is(err, errFenced) && ctx.Err() == nil {
-				r.log.WarnContext(ctx, "relay lease not claimed", "schema", t.Schema, "err", err)
-			}
-			continue
-		}
-		hs = append(hs, &held{t: t, le: le, next: time.Now().Add(r.cfg.LeaseTTL / 3)})
 	}
 	return hs
+}
+
+// take takes t's lease and claims the shard with its token, or returns nil.
+func (r *Relay) take(ctx context.Context, t Target) *held {
+	began := time.Now()
+	le, err := r.locker.Acquire(ctx, "relay:"+t.Schema, 0)
+	if err != nil {
+		if !errors.Is(err, lease.ErrNotAcquired) && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "relay lease not taken", "schema", t.Schema, "err", err)
+		}
+		return nil
+	}
+	if err := r.claim(ctx, t, le.Token); err != nil {
+		le.Release(ctx)
+		if !errors.Is(err, errFenced) && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "relay lease not claimed", "schema", t.Schema, "err", err)
+		}
+		return nil
+	}
+	h := &held{t: t, le: le}
+	r.renewed(h, began)
+	r.slots[t.Shard].held.Store(true)
+	return h
+}
+
+// renewed records a lease taken or extended by a call that began at began:
+// RedLock guarantees it to nobody else for the TTL from then, less a tenth
+// for the clocks' drift.
+func (r *Relay) renewed(h *held, began time.Time) {
+	h.valid = began.Add(r.cfg.LeaseTTL - r.cfg.LeaseTTL/10)
+	h.next = time.Now().Add(r.cfg.LeaseTTL / 3)
+}
+
+// extend extends h's lease now.
+func (r *Relay) extend(ctx context.Context, h *held) error {
+	began := time.Now()
+	if err := h.le.Extend(ctx); err != nil {
+		return err
+	}
+	r.renewed(h, began)
+	return nil
 }
 
 // extendDue extends the leases a third of their TTL old and drops the
 // ones that were lost.
 func (r *Relay) extendDue(ctx context.Context, hs []*held) []*held {
 	now := time.Now()
-	return slices.DeleteFunc(hs, func(h *held) bool {
-		if now.Before(h.next) {
-			return false
+	var lost []*held
+	for _, h := range hs {
+		if now.After(h.next) && r.extend(ctx, h) != nil {
+			lost = append(lost, h)
 		}
-		if err := h.le.Extend(ctx); err != nil {
-			r.log.WarnContext(ctx, "relay lease lost", "schema", h.t.Schema, "err", err)
-			return true
-		}
-		h.next = time.Now().Add(r.cfg.LeaseTTL / 3)
-		return false
-	})
+	}
+	return r.drop(ctx, hs, lost, "relay lease lost")
+}
+
+// drop gives up the shards in lost and returns hs without them.
+func (r *Relay) drop(ctx context.Context, hs, lost []*held, msg string) []*held {
+	for _, h := range lost {
+		r.log.WarnContext(ctx, msg, "schema", h.t.Schema, "token", h.le.Token)
+		r.giveBack(ctx, h)
+	}
+	return slices.DeleteFunc(hs, func(h *held) bool { return slices.Contains(lost, h) })
+}
+
+// giveBack releases h's lease and clears its holder in relay_lease (unless
+// a newer relay claimed the shard meanwhile).
+func (r *Relay) giveBack(ctx context.Context, h *held) {
+	r.slots[h.t.Shard].held.Store(false)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if _, err := h.t.Pool.Exec(rctx, r.q[h.t.Schema].release, h.le.Token); err != nil {
+		r.log.WarnContext(ctx, "relay lease row not cleared", "schema", h.t.Schema, "err", err)
+	}
+	h.le.Release(ctx)
 }
 
 func (r *Relay) releaseAll(ctx context.Context, hs []*held) {
 	for _, h := range hs {
-		h.le.Release(ctx)
+		r.giveBack(ctx, h)
 	}
 }
 
@@ -127,53 +219,61 @@ func (r *Relay) prune(ctx context.Context, hs []*held) {
 	}
 }
 
-// round publishes what the held shards have waiting: one round trip reads
-// them all, one write publishes them, one transaction marks them. more
-// says a shard had a full batch, so more is waiting. A shard whose mark
-// was fenced off is dropped from *hs.
-func (r *Relay) round(ctx context.Context, g *group, hs *[]*held) (more bool, err error) {
-	if len(*hs) == 0 {
+// round publishes what the held shards have waiting (all of them, or
+// those woken since their last read): one round trip reads them, one
+// write publishes them, one transaction marks them. more says a shard had
+// a full batch, so more is waiting. A shard whose lease was lost before
+// the write or whose mark was fenced off is dropped from *hs.
+func (r *Relay) round(ctx context.Context, g *group, hs *[]*held, all bool) (more bool, err error) {
+	var read []*held
+	for _, h := range *hs {
+		if s := r.slots[h.t.Shard]; s.dirty.Swap(false) || all {
+			read = append(read, h)
+		}
+	}
+	if len(read) == 0 {
 		return false, nil
 	}
-	batches, err := r.fetch(ctx, g, *hs)
+	works, err := r.fetch(ctx, g, read)
 	if err != nil {
 		return false, err
 	}
-	var all []row
-	for _, b := range batches {
-		all = append(all, b...)
-		more = more || len(b) == r.cfg.BatchSize
+	for _, w := range works {
+		more = more || len(w.rows) == r.cfg.BatchSize
 	}
-	if len(all) == 0 {
+	if len(works) == 0 {
 		return false, nil
 	}
-	if err := r.publish(ctx, hs, batches); err != nil {
-		return false, err
+	if works, err = r.publish(ctx, hs, works); err != nil || len(works) == 0 {
+		return more, err
 	}
-	r.stats.observe(all, time.Now())
-	return more, r.mark(ctx, g, hs, batches)
+	return more, r.mark(ctx, g, hs, works)
 }
 
-// fetch reads the oldest unpublished rows of every held shard, in one
-// round trip; batches[i] are the rows of hs[i].
-func (r *Relay) fetch(ctx context.Context, g *group, hs []*held) ([][]row, error) {
+// fetch reads the oldest unpublished rows of the shards hs, in one round
+// trip, and returns the shards that have any.
+func (r *Relay) fetch(ctx context.Context, g *group, hs []*held) ([]work, error) {
 	b := &pgx.Batch{}
 	for _, h := range hs {
 		b.Queue(r.q[h.t.Schema].fetch, r.cfg.BatchSize)
 	}
 	br := g.pool.SendBatch(ctx, b)
 	defer br.Close()
-	batches := make([][]row, len(hs))
-	for i, h := range hs {
+	var works []work
+	for _, h := range hs {
 		rows, err := br.Query()
+		var got []row
 		if err == nil {
-			batches[i], err = pgx.CollectRows(rows, scanRow)
+			got, err = pgx.CollectRows(rows, scanRow)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("outbox: fetch %s: %w", h.t.Schema, err)
 		}
+		if len(got) > 0 {
+			works = append(works, work{h: h, rows: got})
+		}
 	}
-	return batches, br.Close()
+	return works, br.Close()
 }
 
 func scanRow(cr pgx.CollectableRow) (row, error) {
@@ -189,94 +289,111 @@ func scanRow(cr pgx.CollectableRow) (row, error) {
 
 // publish writes the rows until Kafka acknowledges all of them (RequiredAcks
 // all), retrying with backoff through a broker outage while keeping the
-// leases alive. A retry may publish some rows twice: delivery is at least
-// once, and consumers deduplicate by event id.
-func (r *Relay) publish(ctx context.Context, hs *[]*held, batches [][]row) error {
-	var msgs []kafka.Message
-	for i, b := range batches {
-		for _, x := range b {
-			m, err := r.message((*hs)[i].t, x)
+// leases alive, and returns the works it published. Before every write it
+// checks that each shard's lease is still its own: a relay held up past
+// its lease (a slow write, a pause) while another took the shard over
+// publishes none of that shard's rows, which its successor has read and
+// published already. A retry may publish some rows twice: delivery is at
+// least once, and consumers deduplicate by event id.
+func (r *Relay) publish(ctx context.Context, hs *[]*held, works []work) ([]work, error) {
+	msgs := make(map[*held][]kafka.Message, len(works))
+	for _, w := range works {
+		for _, x := range w.rows {
+			m, err := r.message(w.h.t, x)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			msgs = append(msgs, m)
+			msgs[w.h] = append(msgs[w.h], m)
 		}
 	}
 	delay := r.cfg.RetryDelay
 	for {
-		err := r.pub.WriteMessages(ctx, msgs...)
+		works = r.stillHeld(ctx, hs, works)
+		if len(works) == 0 {
+			return nil, nil
+		}
+		var all []kafka.Message
+		for _, w := range works {
+			all = append(all, msgs[w.h]...)
+		}
+		err := r.pub.WriteMessages(ctx, all...)
 		if err == nil {
-			return nil
+			for _, w := range works {
+				r.stats.observe(w.rows, time.Now())
+			}
+			return works, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		r.log.WarnContext(ctx, "outbox publish failed, retrying", "rows", len(msgs),
+		r.log.WarnContext(ctx, "outbox publish failed, retrying", "rows", len(all),
 			"retry_in", delay.String(), "err", err)
 		sleep(ctx, delay)
-		// Never sleep past a lease's renewal. A lease lost meanwhile only
-		// means its shard's mark is fenced off below.
 		delay = min(2*delay, 2*time.Second, r.cfg.LeaseTTL/4)
-		for _, h := range *hs {
-			if time.Now().After(h.next) && h.le.Extend(ctx) == nil {
-				h.next = time.Now().Add(r.cfg.LeaseTTL / 3)
-			}
-		}
 	}
 }
 
-// mark records the published rows of every shard in one transaction, each
-// shard's only while its lease's token holds; a shard fenced off by a
-// newer relay is dropped from *hs.
-func (r *Relay) mark(ctx context.Context, g *group, hs *[]*held, batches [][]row) error {
-	b := &pgx.Batch{}
-	var marked []int
-	for i, rows := range batches {
-		if len(rows) == 0 {
-			continue
+// stillHeld keeps the works whose shard's lease is still this relay's. A
+// lease with less than half its TTL left (the loop was held up) is
+// extended first; a shard whose lease cannot be extended was, or may have
+// been, taken over: it is dropped from *hs, its rows left unpublished.
+func (r *Relay) stillHeld(ctx context.Context, hs *[]*held, works []work) []work {
+	var lost []*held
+	for _, w := range works {
+		if time.Until(w.h.valid) < r.cfg.LeaseTTL/2 && r.extend(ctx, w.h) != nil {
+			lost = append(lost, w.h)
+			r.stats.fence()
 		}
-		ids := make([]int64, len(rows))
-		for j, x := range rows {
+	}
+	*hs = r.drop(ctx, *hs, lost, "relay lease lost before publishing; its rows are left to the new holder")
+	return slices.DeleteFunc(works, func(w work) bool { return slices.Contains(lost, w.h) })
+}
+
+// mark moves the published rows of every shard to outbox_published in one
+// transaction, each shard's only while its lease's token holds; a shard
+// fenced off by a newer relay is dropped from *hs.
+func (r *Relay) mark(ctx context.Context, g *group, hs *[]*held, works []work) error {
+	b := &pgx.Batch{}
+	for _, w := range works {
+		ids := make([]int64, len(w.rows))
+		for j, x := range w.rows {
 			ids[j] = x.id
 		}
-		b.Queue(r.q[(*hs)[i].t.Schema].mark, ids, (*hs)[i].le.Token)
-		marked = append(marked, i)
+		b.Queue(r.q[w.h.t.Schema].mark, ids, w.h.le.Token)
 	}
-	short, err := execBatch(ctx, g.pool, b, marked, batches)
+	short, err := execBatch(ctx, g.pool, b, works)
 	if err != nil {
 		return err
 	}
 	var fenced []*held
-	for _, i := range short {
-		h := (*hs)[i]
+	for _, h := range short {
 		var fence int64
 		if err := h.t.Pool.QueryRow(ctx, r.q[h.t.Schema].fence).Scan(&fence); err != nil {
 			return fmt.Errorf("outbox: read fence %s: %w", h.t.Schema, err)
 		}
 		if fence != h.le.Token {
 			r.stats.fence()
-			r.log.WarnContext(ctx, "relay fenced off by a newer relay", "schema", h.t.Schema, "token", h.le.Token, "fence", fence)
 			fenced = append(fenced, h)
 		}
 		// Otherwise the rows were already marked: a duplicate read.
 	}
-	*hs = slices.DeleteFunc(*hs, func(h *held) bool { return slices.Contains(fenced, h) })
+	*hs = r.drop(ctx, *hs, fenced, "relay fenced off by a newer relay")
 	return nil
 }
 
-// execBatch runs the marks in one round trip and returns the indexes (of
-// batches) whose mark changed fewer rows than it was given.
-func execBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch, marked []int, batches [][]row) ([]int, error) {
+// execBatch runs the marks in one round trip and returns the shards whose
+// mark changed fewer rows than it was given.
+func execBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch, works []work) ([]*held, error) {
 	br := pool.SendBatch(ctx, b)
 	defer br.Close()
-	var short []int
-	for _, i := range marked {
+	var short []*held
+	for _, w := range works {
 		tag, err := br.Exec()
 		if err != nil {
 			return nil, fmt.Errorf("outbox: mark: %w", err)
 		}
-		if tag.RowsAffected() != int64(len(batches[i])) {
-			short = append(short, i)
+		if tag.RowsAffected() != int64(len(w.rows)) {
+			short = append(short, w.h)
 		}
 	}
 	return short, br.Close()

@@ -1,5 +1,5 @@
--- The oldest unpublished rows. Rows are marked, never skipped by an
--- offset, so a transaction that commits after a later id is picked up by a
+-- The oldest unpublished rows. Rows are moved out once published, never
+-- skipped by an offset, so a transaction that commits after a later id is picked up by a
 -- later read; the events of one order are written by transactions that
 -- follow each other, so their ids keep the order's own order.
 SELECT id, event_id, aggregate_id, event_type, payload, created_at

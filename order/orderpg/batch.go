@@ -211,16 +211,19 @@ func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]res
 		return nil, fmt.Errorf("orderpg: commit batch: %w", err)
 	}
 	for _, g := range groups {
-		b.onCommit(g.shard)
+		if g.created { // a shard whose orders were all refused has no new outbox row
+			b.onCommit(g.shard)
+		}
 	}
 	return results, nil
 }
 
 // group is the orders of one shard in a batch, by their index in it.
 type group struct {
-	shard shard.ID
-	idx   []int
-	batch []pending
+	shard   shard.ID
+	idx     []int
+	batch   []pending
+	created bool // some order of the group was created, with its outbox row
 }
 
 func groupByShard(orders []pending) []*group {
@@ -281,6 +284,7 @@ func (g *group) read(br pgx.BatchResults, results []result, slot int) error {
 			return fmt.Errorf("row for an order not in the batch (%s)", buyer)
 		}
 		if r.outcome == outcomeCreated {
+			g.created = true
 			if r.id, err = order.NewID(*id); err != nil {
 				return err
 			}
