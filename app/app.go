@@ -219,7 +219,7 @@ func (a *App) RunRelay(ctx context.Context) error {
 func (a *App) wireConsumers() error {
 	cfg := a.cfg
 	base := consumer.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, DeadLetterTopic: cfg.DeadLetterTopic,
-		MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: cfg.ShutdownTimeout / 2, Log: a.log}
+		MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: cfg.ShutdownTimeout / 2, InboxRetention: cfg.InboxRetention, Log: a.log}
 	inv := base
 	inv.Name, inv.GroupID = "inventory", cfg.ConsumerGroupPrefix+"-inventory"
 	c, err := consumer.New(inv, a.pools[0], ledger.New(a.pools[0], a.metrics.Oversold(a.store), a.log))

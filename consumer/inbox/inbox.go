@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"flashsale"
 	"flashsale/internal/cloudevent"
@@ -133,6 +134,7 @@ type Beginner interface {
 var (
 	insertQuery      = flashsale.SQL.InboxInsert
 	insertBatchQuery = flashsale.SQL.InboxInsertBatch
+	pruneQuery       = flashsale.SQL.InboxPrune
 )
 
 // Apply records ev in consumer's inbox and runs h, in one transaction on
@@ -210,4 +212,32 @@ func handleBatch(ctx context.Context, tx pgx.Tx, evs []Event, h Handler) error {
 		}
 	}
 	return nil
+}
+
+// Execer runs a statement; *pgxpool.Pool is one.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// PruneChunk is the most rows one statement of Prune deletes.
+const PruneChunk = 5000
+
+// Prune deletes consumer's inbox rows recorded longer ago than retention,
+// PruneChunk rows per statement, and returns how many it deleted. A row is
+// needed only while its event can be redelivered: an event older than
+// retention that came again would be applied again, unless its handler
+// deduplicates it on its own (the ledger and the webhook sender do, by
+// event id).
+func Prune(ctx context.Context, db Execer, consumer string, retention time.Duration) (int64, error) {
+	var n int64
+	for {
+		tag, err := db.Exec(ctx, pruneQuery, consumer, retention, PruneChunk)
+		if err != nil {
+			return n, fmt.Errorf("inbox: prune %s: %w", consumer, err)
+		}
+		n += tag.RowsAffected()
+		if tag.RowsAffected() < PruneChunk {
+			return n, nil
+		}
+	}
 }
