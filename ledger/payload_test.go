@@ -1,0 +1,84 @@
+package ledger
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"flashsale/consumer/inbox"
+	"flashsale/order"
+)
+
+// TestPayloadReadsOrderEventFields holds the ledger's few fields to the
+// order event's contract: each has the JSON name and the type of a field
+// of order.CancelledV1 (order.EventV1 and its reason), so a renamed field
+// there fails here instead of decoding as zero.
+func TestPayloadReadsOrderEventFields(t *testing.T) {
+	contract := map[string]reflect.Type{}
+	collectJSONFields(reflect.TypeFor[order.CancelledV1](), contract)
+	pt := reflect.TypeFor[payload]()
+	for i := range pt.NumField() {
+		f := pt.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if want, ok := contract[name]; !ok || want != f.Type {
+			t.Errorf("payload.%s reads %q as %s; the order event has it as %v (present: %v)", f.Name, name, f.Type, want, ok)
+		}
+	}
+}
+
+// collectJSONFields maps the JSON names of t's fields, embedded structs'
+// included, to their types.
+func collectJSONFields(t reflect.Type, out map[string]reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			collectJSONFields(f.Type, out)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out[name] = f.Type
+	}
+}
+
+// TestDecodeDataOfAWholeEvent decodes the payload the order package
+// writes: the ledger's fields come out, and the reason only for a
+// cancellation.
+func TestDecodeDataOfAWholeEvent(t *testing.T) {
+	now := time.Now().UTC()
+	v1 := order.EventV1{SchemaVersion: order.SchemaVersion, OrderID: "4096", SaleID: "7", UserID: "alice", Quantity: 3,
+		AmountCents: 300, Currency: "EUR", Status: order.StatusCancelled, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	for _, tc := range []struct {
+		typ    string
+		data   any
+		reason string
+	}{
+		{order.EventCancelled, order.CancelledV1{EventV1: v1, Reason: order.ReasonOversold}, order.ReasonOversold},
+		{order.EventCreated, order.CreatedV1{EventV1: v1}, ""},
+		// A reason on another type is not the ledger's to record.
+		{order.EventExpired, order.CancelledV1{EventV1: v1, Reason: order.ReasonBuyer}, ""},
+	} {
+		data, err := json.Marshal(tc.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, reason, err := decodeData(inbox.Event{Type: tc.typ, Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.OrderID != "4096" || d.SaleID != "7" || d.Quantity != 3 {
+			t.Errorf("%s: decoded %+v", tc.typ, d)
+		}
+		if got := deref(reason); got != tc.reason {
+			t.Errorf("%s: reason %q, want %q", tc.typ, got, tc.reason)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
