@@ -182,20 +182,21 @@ func (l *Ledger) HandleBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) 
 	if err != nil || len(es) == 0 {
 		return err
 	}
-	rows, _ := tx.Query(ctx, l.q.applyBatch, batchArgs(es)...)
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	args := batchArgs(es)
+	rows, _ := tx.Query(ctx, l.q.applyBatch, args...)
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 	if err != nil {
 		return fmt.Errorf("ledger: apply %d events: %w", len(es), err)
 	}
-	fresh := make(map[string]bool, len(inserted))
+	fresh := make(map[[16]byte]bool, len(inserted))
 	for _, id := range inserted {
 		fresh[id] = true
 	}
-	for _, e := range es {
-		if !fresh[e.id] {
-			l.warnIgnored(ctx, e.id, e.orderEvent)
+	for i, id := range args[0].([][16]byte) {
+		if !fresh[id] {
+			l.warnIgnored(ctx, es[i].id, es[i].orderEvent)
 		}
-		delete(fresh, e.id) // a second copy of the id inserted nothing
+		delete(fresh, id) // a second copy of the id inserted nothing
 	}
 	return nil
 }
@@ -223,14 +224,15 @@ func parseEntries(evs []inbox.Event) ([]entry, error) {
 }
 
 // batchArgs are the parameters of ledger_apply_batch: one array per
-// column, in the order of es.
+// column, in the order of es; the ids as bytes, which pgx sends in binary
+// (inbox.IDBytes).
 func batchArgs(es []entry) []any {
-	ids, kinds := make([]string, len(es)), make([]string, len(es))
+	ids, kinds := make([][16]byte, len(es)), make([]string, len(es))
 	sales, orders := make([]int64, len(es)), make([]int64, len(es))
 	quantities, deltas := make([]int, len(es)), make([]int, len(es))
 	reasons := make([]*string, len(es))
 	for i, e := range es {
-		ids[i], kinds[i], sales[i], orders[i] = e.id, e.kind, e.sale.Int64(), e.order
+		ids[i], kinds[i], sales[i], orders[i] = inbox.IDBytes(e.id), e.kind, e.sale.Int64(), e.order
 		quantities[i], deltas[i], reasons[i] = e.quantity, e.delta, e.reason
 	}
 	return []any{ids, sales, orders, kinds, quantities, deltas, reasons}

@@ -8,6 +8,7 @@ package inbox
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,6 +107,25 @@ func Parse(value []byte) (Event, error) {
 	return Event{ID: id, Source: e.Source, Type: e.Type, Subject: e.Subject, Time: t.UTC(), Data: e.Data}, nil
 }
 
+// IDBytes is the 16 bytes of an event id as Parse returns it (a UUID in
+// lower-case 8-4-4-4-12 hex form), for binding to a uuid parameter: pgx
+// sends them in binary, where a string is first refused by the binary
+// encoder (an error formatted for nothing) and then sent as text for
+// PostgreSQL to parse. Other input gives unspecified bytes.
+func IDBytes(id string) [16]byte {
+	var h [32]byte
+	n := 0
+	for i := 0; i < len(id) && n < len(h); i++ {
+		if id[i] != '-' {
+			h[n] = id[i]
+			n++
+		}
+	}
+	var b [16]byte
+	_, _ = hex.Decode(b[:], h[:n])
+	return b
+}
+
 // normalUUID checks the 8-4-4-4-12 hex form and lowers its case.
 func normalUUID(s string) (string, bool) {
 	if len(s) != 36 {
@@ -166,25 +186,25 @@ func Apply(ctx context.Context, db Beginner, consumer string, ev Event, h Handle
 // evs is a redelivery, so only its first one runs. An error from any
 // event rolls the whole batch back: nothing was applied.
 func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, h Handler) (applied []bool, err error) {
-	ids, types := make([]string, len(evs)), make([]string, len(evs))
+	ids, types := make([][16]byte, len(evs)), make([]string, len(evs))
 	for i, ev := range evs {
-		ids[i], types[i] = ev.ID, ev.Type
+		ids[i], types[i] = IDBytes(ev.ID), ev.Type
 	}
 	applied = make([]bool, len(evs))
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, insertBatchQuery, consumer, ids, types)
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		fresh, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 		if err != nil {
 			return fmt.Errorf("inbox: record %d events: %w", len(evs), err)
 		}
-		todo := make(map[string]bool, len(fresh))
+		todo := make(map[[16]byte]bool, len(fresh))
 		for _, id := range fresh {
 			todo[id] = true
 		}
-		var run []Event
+		run := make([]Event, 0, len(fresh))
 		for i, ev := range evs {
-			if todo[ev.ID] {
-				delete(todo, ev.ID) // a later copy in the batch is a duplicate
+			if todo[ids[i]] {
+				delete(todo, ids[i]) // a later copy in the batch is a duplicate
 				applied[i] = true
 				run = append(run, ev)
 			}
