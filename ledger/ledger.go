@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,6 +51,11 @@ type Ledger struct {
 	cancel OversoldCanceller
 	log    *slog.Logger
 	q      ledgerQueries
+	// batchSales maps the created events of the batch HandleBatch applied
+	// last to their sales: AfterCommitBatch gets the same events once they
+	// committed, and decoding each again cost as much as the first time.
+	mu         sync.Mutex
+	batchSales map[string]inventory.SaleID
 }
 
 type ledgerQueries struct{ apply, applyBatch, position, excess string }
@@ -182,6 +188,7 @@ func (l *Ledger) HandleBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) 
 	if err != nil || len(es) == 0 {
 		return err
 	}
+	l.rememberSales(es)
 	args := batchArgs(es)
 	rows, _ := tx.Query(ctx, l.q.applyBatch, args...)
 	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
@@ -259,18 +266,9 @@ func (l *Ledger) AfterCommit(ctx context.Context, ev inbox.Event) error {
 // every entry of the batch, so checking per event, as AfterCommit does,
 // would read a hot sale's position once per order for nothing.
 func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error {
-	var sales []inventory.SaleID
-	for _, ev := range evs {
-		if ev.Type != order.EventCreated {
-			continue
-		}
-		e, _, err := parseOrderEvent(ev)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(sales, e.sale) {
-			sales = append(sales, e.sale)
-		}
+	sales, err := l.createdSales(evs)
+	if err != nil {
+		return err
 	}
 	for _, id := range sales {
 		if err := l.ResolveOversold(ctx, id); err != nil {
@@ -278,6 +276,50 @@ func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error 
 		}
 	}
 	return nil
+}
+
+// createdSales lists the sales of the created events of evs, in the order
+// they first appear, from the last batch's when HandleBatch applied them
+// (a redelivery it did not see is decoded).
+func (l *Ledger) createdSales(evs []inbox.Event) ([]inventory.SaleID, error) {
+	l.mu.Lock()
+	known := l.batchSales
+	l.batchSales = nil
+	l.mu.Unlock()
+	var sales []inventory.SaleID
+	for _, ev := range evs {
+		if ev.Type != order.EventCreated {
+			continue
+		}
+		sale, ok := known[ev.ID]
+		if !ok {
+			e, _, err := parseOrderEvent(ev)
+			if err != nil {
+				return nil, err
+			}
+			sale = e.sale
+		}
+		if !slices.Contains(sales, sale) {
+			sales = append(sales, sale)
+		}
+	}
+	return sales, nil
+}
+
+// rememberSales keeps the sales of the created entries of a batch for
+// AfterCommitBatch, in place of the previous batch's: a batch that did
+// not commit leaves entries that no event of a later batch is looked up
+// under, except its own redeliveries, whose sales are the same.
+func (l *Ledger) rememberSales(es []entry) {
+	m := make(map[string]inventory.SaleID, len(es))
+	for _, e := range es {
+		if e.kind == "created" {
+			m[e.id] = e.sale
+		}
+	}
+	l.mu.Lock()
+	l.batchSales = m
+	l.mu.Unlock()
 }
 
 // ResolveOversold cancels the newest orders of the sale that exceed its

@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +83,35 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// TestAfterCommitBatchUsesTheBatchsSales checks that the sales of a batch
+// HandleBatch parsed are not decoded again after its commit (the events'
+// data is spoilt in between: only a decode could fail), once: the next
+// look-up decodes, as for a redelivery HandleBatch never saw.
+func TestAfterCommitBatchUsesTheBatchsSales(t *testing.T) {
+	now := time.Now().UTC()
+	var evs []inbox.Event
+	for i, sale := range []string{"7", "9", "7"} {
+		data, _ := json.Marshal(order.CreatedV1{EventV1: order.EventV1{SchemaVersion: order.SchemaVersion,
+			OrderID: strconv.Itoa(4096 * (i + 1)), SaleID: sale, Quantity: 1, CreatedAt: now, ExpiresAt: now}})
+		evs = append(evs, inbox.Event{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Type: order.EventCreated,
+			Subject: strconv.Itoa(4096 * (i + 1)), Data: data})
+	}
+	es, err := parseEntries(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l Ledger
+	l.rememberSales(es)
+	for i := range evs {
+		evs[i].Data = json.RawMessage(`{"spoilt":`)
+	}
+	sales, err := l.createdSales(evs)
+	if err != nil || len(sales) != 2 || sales[0].String() != "7" || sales[1].String() != "9" {
+		t.Fatalf("sales %v, %v; want [7 9] from the batch", sales, err)
+	}
+	if _, err := l.createdSales(evs); err == nil {
+		t.Error("a second look-up used the batch's sales again instead of decoding")
+	}
 }
