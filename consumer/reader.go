@@ -143,7 +143,7 @@ var errIdle = errors.New("consumer: idle")
 // fetch waits for the next message; with offsets pending it waits at most
 // until they are due, so an idle stream still commits them promptly.
 func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, pending *offsets) (kafka.Message, error) {
-	if len(pending.msgs) == 0 {
+	if pending.n == 0 {
 		return r.FetchMessage(ctx)
 	}
 	fctx, cancel := context.WithDeadline(ctx, pending.since.Add(commitEveryT))
