@@ -36,7 +36,7 @@ type Queries struct {
 	// The outbox relay, per shard schema (outbox).
 	OutboxFetch, OutboxMark, OutboxClaim, OutboxFence, OutboxPrune, OutboxRelease string
 	// Consumers: the inbox, the ledger and notifications.
-	InboxInsert, InboxInsertBatch                               string
+	InboxInsert, InboxInsertBatch, InboxPrune                   string
 	LedgerApply, LedgerApplyBatch, LedgerPosition, LedgerExcess string
 	NotifyClaim, NotifySent                                     string
 }

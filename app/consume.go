@@ -93,7 +93,8 @@ func (a *App) wireConsumers() error {
 func newConsumer(name string, cfg *config.Config, db *pgxpool.Pool, orders *orderpg.Store, m *metrics.Metrics,
 	closeTimeout time.Duration, log *slog.Logger) (*consumer.Consumer, error) {
 	cc := consumer.Config{Name: name, GroupID: cfg.ConsumerGroupPrefix + "-" + name, Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic,
-		DeadLetterTopic: cfg.DeadLetterTopic, MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: closeTimeout, Log: log}
+		DeadLetterTopic: cfg.DeadLetterTopic, MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: closeTimeout,
+		InboxRetention: cfg.InboxRetention, Log: log}
 	var h consumer.Handler
 	if name == LedgerConsumer {
 		h = ledger.New(db, m.Oversold(orders), log)

@@ -28,7 +28,7 @@ var reads = map[Command][]string{
 	Relay: slices.Concat(databaseSettings, kafkaSettings, []string{"redis-addrs", "redis-prefix",
 		"kafka-partitions", "kafka-replication", "relay-batch", "relay-lease-ttl", "outbox-retention"}),
 	Consume: slices.Concat(databaseSettings, kafkaSettings, []string{"shutdown-timeout", "consumer-max-attempts",
-		"consumer-group-prefix", "dead-letter-topic", "webhook-url", "webhook-secret", "webhook-timeout"}),
+		"consumer-group-prefix", "dead-letter-topic", "webhook-url", "webhook-secret", "webhook-timeout", "inbox-retention"}),
 }
 
 // Reads says whether the command reads the named setting.

@@ -70,6 +70,7 @@ type Config struct {
 	WebhookURL          string
 	WebhookSecret       string
 	WebhookTimeout      time.Duration
+	InboxRetention      time.Duration
 
 	// Failing fast while a dependency is down.
 	DBConnectTimeout   time.Duration
@@ -164,6 +165,7 @@ var settings = []setting{
 	{"webhook-secret", "", "Standard Webhooks secret that signs every webhook: whsec_ + base64 of 24-64 random bytes (required when webhook-url is set; make one with: echo \"whsec_$(openssl rand -base64 32)\")", true, func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
 	{"webhook-timeout", "5s", "timeout of one webhook request", false, setDuration(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
 	{"stock-redis-addrs", "", "comma-separated nodes of a Redis Cluster (any of them; the rest are discovered) that then holds the stock, per-buyer limits, rate limits and idempotency claims instead of node 1; the redis-addrs nodes stay the RedLock quorum and carry the live events", false, setStrings(func(c *Config) *[]string { return &c.StockRedisAddrs })},
+	{"inbox-retention", "168h", "the event consumers delete their inbox rows older than this; keep it above the topic's retention, since an event redelivered after its row is gone is deduplicated only by its consumer's own tables", false, setDuration(func(c *Config) *time.Duration { return &c.InboxRetention })},
 }
 
 func setInt(field func(*Config) *int) func(*Config, string) error {
@@ -381,6 +383,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AccessLog != "off" && c.AccessLog != "sampled" && c.AccessLog != "all" {
 		bad("access-log", "must be off, sampled or all")
+	}
+	if c.WebhookTimeout <= 0 {
+		bad("webhook-timeout", "must be positive")
+	}
+	if c.InboxRetention <= 0 {
+		bad("inbox-retention", "must be positive")
 	}
 	return errors.Join(errs...)
 }

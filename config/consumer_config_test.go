@@ -14,8 +14,9 @@ func TestConsumerSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.ConsumersEnabled || c.ConsumerMaxAttempts != 5 || c.DeadLetterTopic != "flashsale.orders.dlq" || c.WebhookURL != "" || c.WebhookTimeout != 5*time.Second {
-		t.Errorf("defaults: %d %q %q %s", c.ConsumerMaxAttempts, c.DeadLetterTopic, c.WebhookURL, c.WebhookTimeout)
+	if !c.ConsumersEnabled || c.ConsumerMaxAttempts != 5 || c.DeadLetterTopic != "flashsale.orders.dlq" || c.WebhookURL != "" || c.WebhookTimeout != 5*time.Second ||
+		c.InboxRetention != 168*time.Hour {
+		t.Errorf("defaults: %d %q %q %s %s", c.ConsumerMaxAttempts, c.DeadLetterTopic, c.WebhookURL, c.WebhookTimeout, c.InboxRetention)
 	}
 	env := map[string]string{"FLASHSALE_JWT_SECRET": "0123456789abcdef", "FLASHSALE_WEBHOOK_URL": "https://hooks.example/x",
 		"FLASHSALE_WEBHOOK_SECRET": "whsec_Zmxhc2hzYWxlLXRlc3Qtd2ViaG9vay1rZXktMzJieXQ="}
@@ -45,6 +46,7 @@ func TestConsumerSettings(t *testing.T) {
 		{[]string{"--webhook-url", "https://x/hook", "--webhook-secret", "whsec_c2hvcnQ="}, "webhook-secret"}, // 5 bytes
 		{[]string{"--webhook-url", "https://x/hook", "--webhook-secret", "whsec_not base64!"}, "webhook-secret"},
 		{[]string{"--webhook-timeout", "0s"}, "webhook-timeout"},
+		{[]string{"--inbox-retention", "0s"}, "inbox-retention"},
 	} {
 		_, err := load(t, tc.args, base)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

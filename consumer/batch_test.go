@@ -249,43 +249,6 @@ func TestPoisonWithinABatchIsDeadLetteredAlone(t *testing.T) {
 	}
 }
 
-// BenchmarkConsumer measures the inventory consumer over the real ledger,
-// Kafka and PostgreSQL, one message at a time and in batches of the
-// default size. b.N created events of one sale are produced first; the
-// clock runs from the first event applied to the last, so that joining the
-// group is not counted. Give it a fixed count:
-//
-//	go test -run '^$' -bench BenchmarkConsumer -benchtime 20000x ./consumer/
-func BenchmarkConsumer(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		size int
-	}{{"batch=1", 1}, {"batch=default", 0}} {
-		b.Run(bc.name, func(b *testing.B) {
-			s := newStack(b)
-			sale := s.sale(b, 1_000_000_000)
-			evs, _ := createdEvents(sale, b.N)
-			for chunk := range slices.Chunk(evs, 5000) {
-				s.produce(b, chunk...)
-			}
-			c := s.inventory(b, func(c *consumer.Config) { c.BatchSize = bc.size })
-			r := start(b, c)
-			waitApplied(b, c, 1)
-			b.ResetTimer()
-			first := c.Stats().Applied
-			waitApplied(b, c, int64(b.N))
-			b.StopTimer()
-			if err := r.stop(b); err != nil {
-				b.Fatal(err)
-			}
-			if n := int64(b.N) - first; n > 0 {
-				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-			}
-			b.ReportMetric(float64(b.N)/float64(s.transactions(b, evs)), "events/tx")
-		})
-	}
-}
-
 // waitApplied polls more tightly than eventually: a batched run lasts
 // about a second.
 func waitApplied(b *testing.B, c *consumer.Consumer, n int64) {

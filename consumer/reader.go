@@ -16,12 +16,15 @@ import (
 // are committed, and Run leaves the group within CloseTimeout. An attempt
 // cut short is rolled back, or its outcome is unknown; either way its
 // messages are redelivered, harmlessly. Run returns nil after a clean
-// stop, at most DrainTimeout + CloseTimeout + 5 s after ctx ended.
+// stop, at most DrainTimeout + CloseTimeout + 5 s after ctx ended. Run also
+// prunes the consumer's inbox (prune.go), from its start on, even while it
+// waits for its topic.
 func (c *Consumer) Run(ctx context.Context) (err error) {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: already running")
 	}
 	defer c.running.Store(false)
+	defer c.startPruning(ctx)()
 	kafkaLog := kafka.LoggerFunc(func(f string, a ...any) {
 		c.log.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
 	})
@@ -140,7 +143,7 @@ var errIdle = errors.New("consumer: idle")
 // fetch waits for the next message; with offsets pending it waits at most
 // until they are due, so an idle stream still commits them promptly.
 func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, pending *offsets) (kafka.Message, error) {
-	if len(pending.msgs) == 0 {
+	if pending.n == 0 {
 		return r.FetchMessage(ctx)
 	}
 	fctx, cancel := context.WithDeadline(ctx, pending.since.Add(commitEveryT))

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,6 +51,11 @@ type Ledger struct {
 	cancel OversoldCanceller
 	log    *slog.Logger
 	q      ledgerQueries
+	// batchSales maps the created events of the batch HandleBatch applied
+	// last to their sales: AfterCommitBatch gets the same events once they
+	// committed, and decoding each again cost as much as the first time.
+	mu         sync.Mutex
+	batchSales map[string]inventory.SaleID
 }
 
 type ledgerQueries struct{ apply, applyBatch, position, excess string }
@@ -91,18 +97,25 @@ type orderEvent struct {
 var kinds = map[string]string{order.EventCreated: "created", order.EventPaid: "paid",
 	order.EventCancelled: "cancelled", order.EventExpired: "expired"}
 
+// payload is what the ledger reads of an order event's v1 data: three
+// fields of order.EventV1 and order.CancelledV1's reason, under the same
+// JSON names (TestPayloadReadsOrderEventFields holds them together).
+// Decoding the whole order.EventV1 parsed two timestamps and allocated
+// four strings per event that the ledger never reads.
+type payload struct {
+	OrderID  string `json:"order_id"`
+	SaleID   string `json:"sale_id"`
+	Quantity int    `json:"quantity"`
+	Reason   string `json:"reason"`
+}
+
 // decodeData reads an order event's v1 payload; reason is nil unless the
 // event is a cancellation that gives one.
-func decodeData(ev inbox.Event) (d order.EventV1, reason *string, err error) {
-	if ev.Type != order.EventCancelled {
-		err = json.Unmarshal(ev.Data, &d)
-		return d, nil, err
+func decodeData(ev inbox.Event) (d payload, reason *string, err error) {
+	if err = json.Unmarshal(ev.Data, &d); err == nil && ev.Type == order.EventCancelled && d.Reason != "" {
+		reason = &d.Reason
 	}
-	var c order.CancelledV1
-	if err = json.Unmarshal(ev.Data, &c); err == nil && c.Reason != "" {
-		reason = &c.Reason
-	}
-	return c.EventV1, reason, err
+	return d, reason, err
 }
 
 // parseOrderEvent reads the data of an order event the ledger counts; ok
@@ -175,20 +188,22 @@ func (l *Ledger) HandleBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) 
 	if err != nil || len(es) == 0 {
 		return err
 	}
-	rows, _ := tx.Query(ctx, l.q.applyBatch, batchArgs(es)...)
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	l.rememberSales(es)
+	args := batchArgs(es)
+	rows, _ := tx.Query(ctx, l.q.applyBatch, args...)
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 	if err != nil {
 		return fmt.Errorf("ledger: apply %d events: %w", len(es), err)
 	}
-	fresh := make(map[string]bool, len(inserted))
+	fresh := make(map[[16]byte]bool, len(inserted))
 	for _, id := range inserted {
 		fresh[id] = true
 	}
-	for _, e := range es {
-		if !fresh[e.id] {
-			l.warnIgnored(ctx, e.id, e.orderEvent)
+	for i, id := range args[0].([][16]byte) {
+		if !fresh[id] {
+			l.warnIgnored(ctx, es[i].id, es[i].orderEvent)
 		}
-		delete(fresh, e.id) // a second copy of the id inserted nothing
+		delete(fresh, id) // a second copy of the id inserted nothing
 	}
 	return nil
 }
@@ -216,14 +231,15 @@ func parseEntries(evs []inbox.Event) ([]entry, error) {
 }
 
 // batchArgs are the parameters of ledger_apply_batch: one array per
-// column, in the order of es.
+// column, in the order of es; the ids as bytes, which pgx sends in binary
+// (inbox.IDBytes).
 func batchArgs(es []entry) []any {
-	ids, kinds := make([]string, len(es)), make([]string, len(es))
+	ids, kinds := make([][16]byte, len(es)), make([]string, len(es))
 	sales, orders := make([]int64, len(es)), make([]int64, len(es))
 	quantities, deltas := make([]int, len(es)), make([]int, len(es))
 	reasons := make([]*string, len(es))
 	for i, e := range es {
-		ids[i], kinds[i], sales[i], orders[i] = e.id, e.kind, e.sale.Int64(), e.order
+		ids[i], kinds[i], sales[i], orders[i] = inbox.IDBytes(e.id), e.kind, e.sale.Int64(), e.order
 		quantities[i], deltas[i], reasons[i] = e.quantity, e.delta, e.reason
 	}
 	return []any{ids, sales, orders, kinds, quantities, deltas, reasons}
@@ -250,18 +266,9 @@ func (l *Ledger) AfterCommit(ctx context.Context, ev inbox.Event) error {
 // every entry of the batch, so checking per event, as AfterCommit does,
 // would read a hot sale's position once per order for nothing.
 func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error {
-	var sales []inventory.SaleID
-	for _, ev := range evs {
-		if ev.Type != order.EventCreated {
-			continue
-		}
-		e, _, err := parseOrderEvent(ev)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(sales, e.sale) {
-			sales = append(sales, e.sale)
-		}
+	sales, err := l.createdSales(evs)
+	if err != nil {
+		return err
 	}
 	for _, id := range sales {
 		if err := l.ResolveOversold(ctx, id); err != nil {
@@ -269,6 +276,50 @@ func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error 
 		}
 	}
 	return nil
+}
+
+// createdSales lists the sales of the created events of evs, in the order
+// they first appear, from the last batch's when HandleBatch applied them
+// (a redelivery it did not see is decoded).
+func (l *Ledger) createdSales(evs []inbox.Event) ([]inventory.SaleID, error) {
+	l.mu.Lock()
+	known := l.batchSales
+	l.batchSales = nil
+	l.mu.Unlock()
+	var sales []inventory.SaleID
+	for _, ev := range evs {
+		if ev.Type != order.EventCreated {
+			continue
+		}
+		sale, ok := known[ev.ID]
+		if !ok {
+			e, _, err := parseOrderEvent(ev)
+			if err != nil {
+				return nil, err
+			}
+			sale = e.sale
+		}
+		if !slices.Contains(sales, sale) {
+			sales = append(sales, sale)
+		}
+	}
+	return sales, nil
+}
+
+// rememberSales keeps the sales of the created entries of a batch for
+// AfterCommitBatch, in place of the previous batch's: a batch that did
+// not commit leaves entries that no event of a later batch is looked up
+// under, except its own redeliveries, whose sales are the same.
+func (l *Ledger) rememberSales(es []entry) {
+	m := make(map[string]inventory.SaleID, len(es))
+	for _, e := range es {
+		if e.kind == "created" {
+			m[e.id] = e.sale
+		}
+	}
+	l.mu.Lock()
+	l.batchSales = m
+	l.mu.Unlock()
 }
 
 // ResolveOversold cancels the newest orders of the sale that exceed its

@@ -28,4 +28,4 @@ WITH e AS (
         released   = l.released + EXCLUDED.released,
         updated_at = now()
 )
-SELECT event_id::text FROM e
+SELECT event_id FROM e

@@ -8,6 +8,7 @@ package inbox
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"flashsale"
 	"flashsale/internal/cloudevent"
@@ -105,6 +107,25 @@ func Parse(value []byte) (Event, error) {
 	return Event{ID: id, Source: e.Source, Type: e.Type, Subject: e.Subject, Time: t.UTC(), Data: e.Data}, nil
 }
 
+// IDBytes is the 16 bytes of an event id as Parse returns it (a UUID in
+// lower-case 8-4-4-4-12 hex form), for binding to a uuid parameter: pgx
+// sends them in binary, where a string is first refused by the binary
+// encoder (an error formatted for nothing) and then sent as text for
+// PostgreSQL to parse. Other input gives unspecified bytes.
+func IDBytes(id string) [16]byte {
+	var h [32]byte
+	n := 0
+	for i := 0; i < len(id) && n < len(h); i++ {
+		if id[i] != '-' {
+			h[n] = id[i]
+			n++
+		}
+	}
+	var b [16]byte
+	_, _ = hex.Decode(b[:], h[:n])
+	return b
+}
+
 // normalUUID checks the 8-4-4-4-12 hex form and lowers its case.
 func normalUUID(s string) (string, bool) {
 	if len(s) != 36 {
@@ -133,6 +154,7 @@ type Beginner interface {
 var (
 	insertQuery      = flashsale.SQL.InboxInsert
 	insertBatchQuery = flashsale.SQL.InboxInsertBatch
+	pruneQuery       = flashsale.SQL.InboxPrune
 )
 
 // Apply records ev in consumer's inbox and runs h, in one transaction on
@@ -164,25 +186,25 @@ func Apply(ctx context.Context, db Beginner, consumer string, ev Event, h Handle
 // evs is a redelivery, so only its first one runs. An error from any
 // event rolls the whole batch back: nothing was applied.
 func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, h Handler) (applied []bool, err error) {
-	ids, types := make([]string, len(evs)), make([]string, len(evs))
+	ids, types := make([][16]byte, len(evs)), make([]string, len(evs))
 	for i, ev := range evs {
-		ids[i], types[i] = ev.ID, ev.Type
+		ids[i], types[i] = IDBytes(ev.ID), ev.Type
 	}
 	applied = make([]bool, len(evs))
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, insertBatchQuery, consumer, ids, types)
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		fresh, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 		if err != nil {
 			return fmt.Errorf("inbox: record %d events: %w", len(evs), err)
 		}
-		todo := make(map[string]bool, len(fresh))
+		todo := make(map[[16]byte]bool, len(fresh))
 		for _, id := range fresh {
 			todo[id] = true
 		}
-		var run []Event
+		run := make([]Event, 0, len(fresh))
 		for i, ev := range evs {
-			if todo[ev.ID] {
-				delete(todo, ev.ID) // a later copy in the batch is a duplicate
+			if todo[ids[i]] {
+				delete(todo, ids[i]) // a later copy in the batch is a duplicate
 				applied[i] = true
 				run = append(run, ev)
 			}
@@ -210,4 +232,32 @@ func handleBatch(ctx context.Context, tx pgx.Tx, evs []Event, h Handler) error {
 		}
 	}
 	return nil
+}
+
+// Execer runs a statement; *pgxpool.Pool is one.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// PruneChunk is the most rows one statement of Prune deletes.
+const PruneChunk = 5000
+
+// Prune deletes consumer's inbox rows recorded longer ago than retention,
+// PruneChunk rows per statement, and returns how many it deleted. A row is
+// needed only while its event can be redelivered: an event older than
+// retention that came again would be applied again, unless its handler
+// deduplicates it on its own (the ledger and the webhook sender do, by
+// event id).
+func Prune(ctx context.Context, db Execer, consumer string, retention time.Duration) (int64, error) {
+	var n int64
+	for {
+		tag, err := db.Exec(ctx, pruneQuery, consumer, retention, PruneChunk)
+		if err != nil {
+			return n, fmt.Errorf("inbox: prune %s: %w", consumer, err)
+		}
+		n += tag.RowsAffected()
+		if tag.RowsAffected() < PruneChunk {
+			return n, nil
+		}
+	}
 }

@@ -2,6 +2,7 @@ package inbox_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -166,5 +167,19 @@ func TestApplyBatchUsesHandleBatch(t *testing.T) {
 	h.calls = nil
 	if _, err := inbox.ApplyBatch(ctx, db, "c", []inbox.Event{a, b, c}, h); err != nil || len(h.calls) != 0 {
 		t.Errorf("redelivered batch: calls %q, err %v", h.calls, err)
+	}
+}
+
+// TestIDBytesIsTheUUID checks the bytes bound to uuid parameters against
+// the id's hex digits, in either case.
+func TestIDBytesIsTheUUID(t *testing.T) {
+	for _, id := range []string{testenv.EventID(), "0B5C1D0E-7C4F-4A53-9D0E-3F8F2F7B9A10", "00000000-0000-0000-0000-000000000000"} {
+		want, err := hex.DecodeString(strings.ReplaceAll(id, "-", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := inbox.IDBytes(id); string(got[:]) != string(want) {
+			t.Errorf("IDBytes(%s) = %x, want %x", id, got, want)
+		}
 	}
 }
