@@ -29,7 +29,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -153,7 +152,7 @@ func (s *Sender) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
 
 // Body is the webhook body of ev: its CloudEvents JSON envelope.
 func Body(ev inbox.Event) ([]byte, error) {
-	b, err := json.Marshal(cloudevent.Envelope{SpecVersion: cloudevent.SpecVersion, ID: ev.ID, Source: ev.Source, Type: ev.Type,
+	b, err := cloudevent.AppendJSON(nil, &cloudevent.Envelope{SpecVersion: cloudevent.SpecVersion, ID: ev.ID, Source: ev.Source, Type: ev.Type,
 		Subject: ev.Subject, Time: ev.Time.UTC().Format(time.RFC3339Nano), DataContentType: cloudevent.DataContentTypeJSON, Data: ev.Data})
 	if err != nil {
 		return nil, fmt.Errorf("notify: body of %s: %w", ev.ID, err)

@@ -404,9 +404,10 @@ const DataSchema = "https://flashsale.example/schemas/order-event/v1"
 
 func (r *Relay) message(t Target, x row) (kafka.Message, error) {
 	key := strconv.FormatInt(x.aggregateID, 10)
-	v, err := json.Marshal(cloudevent.Envelope{SpecVersion: cloudevent.SpecVersion, ID: x.eventID, Source: r.cfg.Source + "/shards/" + strconv.Itoa(t.Shard),
-		Type: x.eventType, Subject: key, Time: x.createdAt.UTC().Format(time.RFC3339Nano),
-		DataContentType: cloudevent.DataContentTypeJSON, DataSchema: DataSchema, Data: x.payload})
+	v, err := cloudevent.AppendJSON(make([]byte, 0, 256+len(x.payload)), &cloudevent.Envelope{SpecVersion: cloudevent.SpecVersion,
+		ID: x.eventID, Source: r.cfg.Source + "/shards/" + strconv.Itoa(t.Shard), Type: x.eventType, Subject: key,
+		Time: x.createdAt.UTC().Format(time.RFC3339Nano), DataContentType: cloudevent.DataContentTypeJSON, DataSchema: DataSchema,
+		Data: x.payload})
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("outbox: envelope of row %d: %w", x.id, err)
 	}

@@ -83,8 +83,8 @@ var ErrInvalidEvent = errors.New("inbox: invalid event")
 
 // Parse reads a CloudEvents 1.0 structured-mode JSON envelope.
 func Parse(value []byte) (Event, error) {
-	var e cloudevent.Envelope
-	if err := json.Unmarshal(value, &e); err != nil {
+	e, err := cloudevent.Decode(value)
+	if err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	if e.SpecVersion != cloudevent.SpecVersion {
