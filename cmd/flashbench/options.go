@@ -96,7 +96,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	num(&o.Workers, "workers", 2048, "open model: concurrent senders (arrivals queue for one; latency still counts from the intended time)")
 	num(&o.VUs, "vus", 256, "closed model: virtual users")
 	dur(&o.Think, "think", 0, "closed model: pause between a user's requests")
-	num(&o.Conns, "conns", 512, "HTTP keep-alive connections to the service at most (MaxConnsPerHost)")
+	num(&o.Conns, "conns", 2048, "HTTP keep-alive connections to the service at most (MaxConnsPerHost); as many as --workers, so no arrival waits in the generator for a connection a winner holds while its commit runs")
 	str(&o.ClientKind, "client", "raw", "raw (a lean HTTP/1.1 keep-alive client) or std (net/http, about 4x the CPU per request)")
 	str(&o.CPUProfile, "cpuprofile", "", "write the generator's CPU profile of the whole run to this file")
 	num(&o.Buyers, "buyers", 100_000, "distinct buyers, each with its own token")
