@@ -44,6 +44,18 @@ func BenchmarkConsumer(b *testing.B) {
 	for _, rate := range []int{2000, 4000} {
 		b.Run(fmt.Sprintf("paced=%d/s", rate), func(b *testing.B) { benchPaced(b, rate) })
 	}
+	// The fetch settings side by side: a fetch that returns as soon as one
+	// byte is there against one that waits for more (the broker's CPU is
+	// kafka-cpu-us/event; the producer's writes are in it, the same for
+	// both).
+	for _, f := range []struct {
+		min  int
+		wait time.Duration
+	}{{1, 250 * time.Millisecond}, {64 << 10, 50 * time.Millisecond}} {
+		b.Run(fmt.Sprintf("paced=4000/s,fetch=%dB/%s", f.min, f.wait), func(b *testing.B) {
+			benchPaced(b, 4000, func(c *consumer.Config) { c.FetchMinBytes, c.FetchMaxWait = f.min, f.wait })
+		})
+	}
 }
 
 func benchConsumer(b *testing.B, size int) {
@@ -89,15 +101,16 @@ func (s *stack) reportCPU(b *testing.B, evs []inbox.Event, n int64, goCPU time.D
 
 // benchPaced produces b.N events at rate per second, in writes every
 // 10 ms, to a running consumer.
-func benchPaced(b *testing.B, rate int) {
+func benchPaced(b *testing.B, rate int, tune ...func(*consumer.Config)) {
 	s := newStack(b)
 	sale := s.sale(b, 1_000_000_000)
 	warm := fullCreatedEvents(sale, 1)
 	s.produce(b, warm...)
-	c := s.inventory(b)
+	c := s.inventory(b, tune...)
 	r := start(b, c)
 	waitApplied(b, c, 1)
 	evs := fullCreatedEvents(sale, b.N)
+	kafka0, kafkaOK := testenv.KafkaCPU(s.cfg.KafkaBrokers[0])
 	produced := make(map[string]time.Time, len(evs))
 	pg0, go0 := testenv.PostgresCPU(b, s.cfg.DatabaseURLs), testenv.SelfCPU()
 	b.ResetTimer()
@@ -114,6 +127,9 @@ func benchPaced(b *testing.B, rate int) {
 	waitApplied(b, c, int64(b.N)+1)
 	b.StopTimer()
 	goCPU, pg1 := testenv.SelfCPU()-go0, testenv.PostgresCPU(b, s.cfg.DatabaseURLs)
+	if kafka1, ok := testenv.KafkaCPU(s.cfg.KafkaBrokers[0]); ok && kafkaOK {
+		b.ReportMetric(float64((kafka1-kafka0).Microseconds())/float64(b.N), "kafka-cpu-us/event")
+	}
 	if err := r.stop(b); err != nil {
 		b.Fatal(err)
 	}

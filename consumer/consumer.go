@@ -89,6 +89,14 @@ type Config struct {
 	// against a target of 1 s. Messages already fetched join the batch
 	// without waiting.
 	BatchWait time.Duration
+	// FetchMinBytes is how much data a fetch waits for on the broker, at
+	// most FetchMaxWait; defaults 64 KiB and 50 ms. A fetch that returned
+	// as soon as one message was there cost the broker a request for every
+	// few messages: at 4,000 events/s this default cut Kafka's CPU per
+	// event by about 30 % and PostgreSQL's by a quarter (batches twice as
+	// large), for ~20 ms of lag (docs/benchmarks.md).
+	FetchMinBytes int
+	FetchMaxWait  time.Duration
 	// DrainTimeout bounds how long the batch in hand may take to finish
 	// once Run's context ends; default 5 s.
 	DrainTimeout time.Duration
@@ -151,6 +159,12 @@ func New(cfg Config, db DB, h Handler) (*Consumer, error) {
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 10 * time.Millisecond
+	}
+	if cfg.FetchMinBytes <= 0 {
+		cfg.FetchMinBytes = 64 << 10
+	}
+	if cfg.FetchMaxWait <= 0 {
+		cfg.FetchMaxWait = 50 * time.Millisecond
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Second

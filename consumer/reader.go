@@ -102,9 +102,9 @@ func (c *Consumer) newReader(kafkaLog kafka.LoggerFunc) *kafka.Reader {
 		Brokers:           c.cfg.Brokers,
 		GroupID:           c.cfg.GroupID,
 		Topic:             c.cfg.Topic,
-		MinBytes:          1,
+		MinBytes:          c.cfg.FetchMinBytes,
 		MaxBytes:          10 << 20,
-		MaxWait:           250 * time.Millisecond,
+		MaxWait:           c.cfg.FetchMaxWait,
 		CommitInterval:    0, // synchronous: CommitMessages returns the broker's answer
 		StartOffset:       kafka.FirstOffset,
 		HeartbeatInterval: time.Second,
