@@ -33,9 +33,16 @@ func BenchmarkRelay(b *testing.B) {
 		b.Run(fmt.Sprintf("paced=%d/s", rate), func(b *testing.B) { benchRelay(b, rate, 4, 50) })
 	}
 	b.Run("service-like", func(b *testing.B) { benchRelay(b, 4000, 16, 2) })
+	// How long the writer lets a partition's batch gather messages from
+	// the shards' concurrent writes, side by side.
+	for _, wait := range []time.Duration{2 * time.Millisecond, 10 * time.Millisecond} {
+		b.Run("service-like,batch-timeout="+wait.String(), func(b *testing.B) {
+			benchRelay(b, 4000, 16, 2, func(wr *outbox.Writer) { wr.BatchTimeout = wait })
+		})
+	}
 }
 
-func benchRelay(b *testing.B, rate, shards, tx int) {
+func benchRelay(b *testing.B, rate, shards, tx int, tune ...func(*outbox.Writer)) {
 	per := (b.N + shards - 1) / shards
 	// The same inserts with no relay, on databases of their own: what the
 	// relay adds is the difference.
@@ -43,6 +50,9 @@ func benchRelay(b *testing.B, rate, shards, tx int) {
 	w := newShardedWorld(b, shards)
 	w.batch = 500
 	wr := w.writer()
+	for _, t := range tune {
+		t(wr)
+	}
 	inserts := w.targets
 	w.targets = relayTargets(b, w) // the relay's own connections, to tell its PostgreSQL CPU
 	r := w.relay(wr, "bench")
@@ -50,6 +60,7 @@ func benchRelay(b *testing.B, rate, shards, tx int) {
 	stop := run(r)
 	defer stop()
 	pg0, go0 := testenv.PostgresCPU(b, w.cfg.DatabaseURLs), testenv.SelfCPU()
+	kafka0, kafkaOK := testenv.KafkaCPU(w.cfg.KafkaBrokers[0])
 	wr.Stats() // resets the writer's counters
 	b.ResetTimer()
 	start := time.Now()
@@ -61,6 +72,9 @@ func benchRelay(b *testing.B, rate, shards, tx int) {
 	}
 	b.StopTimer()
 	events := float64(per * len(w.targets))
+	if kafka1, ok := testenv.KafkaCPU(w.cfg.KafkaBrokers[0]); ok && kafkaOK {
+		b.ReportMetric(float64((kafka1-kafka0).Microseconds())/events, "kafka-cpu-us/event")
+	}
 	goCPU, pgCPU, relayPG := testenv.SelfCPU()-go0, pgSince(b, w, pg0), relaySince(b, w, pg0)
 	// This process also runs the inserts: go-cpu and pg-cpu include them.
 	// relay-go-cpu is go-cpu less the inserts' alone (noisy on a shared
