@@ -166,8 +166,21 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 	case err != nil:
 		return Order{}, false, err
 	}
+	return s.commit(ctx, sale, r, res)
+}
+
+// commit writes the order whose units res reserved. From here on the order
+// no longer depends on the client: a client that gives up (a timeout, a
+// closed connection) would otherwise cancel the commit midway, leave its
+// outcome unknown and its units reserved until the reconciler returns
+// them, and its retry with the same key would find the key in use instead
+// of the 201. The commit deadline bounds the work instead.
+func (s *Service) commit(ctx context.Context, sale inventory.Sale, r PlaceRequest, res inventory.Reserved) (Order, bool, error) {
+	deadline := res.At.Add(s.cfg.CommitDeadline)
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
 	o, err := s.store.Create(ctx, NewOrder{Sale: sale, Buyer: r.Buyer, Key: r.Key, RequestHash: r.Fingerprint(),
-		Qty: r.Qty.Int(), Window: s.cfg.PaymentWindow, Deadline: res.At.Add(s.cfg.CommitDeadline)})
+		Qty: r.Qty.Int(), Window: s.cfg.PaymentWindow, Deadline: deadline})
 	if res.StockLeft == 0 {
 		// After the commit, so that the memory counts this order as sold,
 		// not held.

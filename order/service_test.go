@@ -56,6 +56,10 @@ type faultyStore struct {
 	order.Store
 	err    atomic.Pointer[error]
 	byKeys atomic.Int64
+	// before runs as Create starts, after the reservation; ctxErr keeps
+	// the error of the context Create then hands to the real store.
+	before atomic.Pointer[func()]
+	ctxErr atomic.Pointer[error]
 }
 
 func (f *faultyStore) ByKey(ctx context.Context, buyer order.BuyerID, key order.IdemKey) (order.Order, error) {
@@ -66,6 +70,11 @@ func (f *faultyStore) ByKey(ctx context.Context, buyer order.BuyerID, key order.
 func (f *faultyStore) Create(ctx context.Context, o order.NewOrder) (order.Order, error) {
 	if err := f.err.Load(); err != nil {
 		return order.Order{}, *err
+	}
+	if before := f.before.Load(); before != nil {
+		(*before)()
+		err := ctx.Err()
+		f.ctxErr.Store(&err)
 	}
 	return f.Store.Create(ctx, o)
 }
@@ -175,6 +184,39 @@ func TestUnknownCommitOutcomeKeepsStock(t *testing.T) {
 	r.faulty.err.Store(nil)
 	if _, _, err := r.svc.Place(ctx, req); !errors.Is(err, order.ErrKeyInUse) {
 		t.Errorf("retry while in doubt: %v, want ErrKeyInUse", err)
+	}
+}
+
+// TestAClientGoneAfterItsReservationStillGetsItsOrder: a client that
+// gives up while its order commits (its request's context cancelled right
+// after the reservation) does not cancel the commit, so its retry with the
+// same key replays the order instead of finding the key in use while the
+// units sit reserved until the reconciler returns them.
+func TestAClientGoneAfterItsReservationStillGetsItsOrder(t *testing.T) {
+	r := newRig(t)
+	sale := r.newSale(t, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	hangUp := func() { cancel() }
+	r.faulty.before.Store(&hangUp)
+	req := request(t, sale, "impatient", "k1", 1)
+	o, _, err := r.svc.Place(ctx, req)
+	r.faulty.before.Store(nil)
+	seen := r.faulty.ctxErr.Load()
+	if seen == nil {
+		t.Fatal("Create was not called")
+	}
+	if *seen != nil {
+		t.Fatalf("the store's context once the client went away: %v, want live", *seen)
+	}
+	if err != nil {
+		t.Fatalf("Place of a client gone after its reservation: %v", err)
+	}
+	again, replay, err := r.svc.Place(context.Background(), req)
+	if err != nil || !replay || again.ID != o.ID {
+		t.Fatalf("retry: %v, replay %t, order %v, want the replay of %v", err, replay, again.ID, o.ID)
+	}
+	if left := r.remaining(t, sale); left != 4 {
+		t.Errorf("stock %d, want 4", left)
 	}
 }
 
