@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -155,25 +156,44 @@ func (b *bench) startProfile(ctx context.Context) func(*Phase) *StageProfile {
 	}
 	secs := max(1, int(b.opts.PhaseDuration.Seconds()))
 	type result struct {
-		stacks []stack
-		err    error
+		raw []byte
+		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		s, err := fetchProfile(ctx, b.opts.DebugURL, secs)
-		done <- result{s, err}
+		raw, err := fetchProfile(ctx, b.opts.DebugURL, secs)
+		done <- result{raw, err}
 	}()
 	return func(ph *Phase) *StageProfile {
 		r := <-done
 		p := &StageProfile{Phase: ph.Name, Seconds: secs}
+		var stacks []stack
+		if r.err == nil {
+			stacks, r.err = parseProfile(r.raw)
+		}
 		if r.err != nil {
 			p.Error = r.err.Error()
 			return p
 		}
 		us, _ := perOp(ph, "flashsale serve")
-		p.Stages, p.CPU = stageShares(r.stacks, us)
+		p.Stages, p.CPU = stageShares(stacks, us)
+		p.File = b.keep("serve-cpu.pprof", r.raw)
 		return p
 	}
+}
+
+// keep writes data beside the report and returns the file's name, or ""
+// when it could not (the report says so by its absence, the run goes on).
+func (b *bench) keep(name string, data []byte) string {
+	if err := os.MkdirAll(b.outDir, 0o755); err != nil {
+		fmt.Fprintf(b.log, "cannot keep %s: %v\n", name, err)
+		return ""
+	}
+	if err := os.WriteFile(filepath.Join(b.outDir, name), data, 0o644); err != nil {
+		fmt.Fprintf(b.log, "cannot keep %s: %v\n", name, err)
+		return ""
+	}
+	return name
 }
 
 // bareServer is the ceiling of any HTTP handler on this machine: net/http

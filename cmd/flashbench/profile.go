@@ -29,6 +29,7 @@ type StageProfile struct {
 	Seconds int          `json:"seconds"`
 	CPU     float64      `json:"cpu_seconds"` // sampled CPU time
 	Stages  []StageShare `json:"stages"`
+	File    string       `json:"file,omitempty"` // the raw profile beside the report, for go tool pprof
 	Error   string       `json:"error,omitempty"`
 }
 
@@ -135,8 +136,8 @@ func stageShares(stacks []stack, perOp float64) ([]StageShare, float64) {
 }
 
 // fetchProfile asks the service's debug listener for a CPU profile of the
-// next secs seconds.
-func fetchProfile(ctx context.Context, debugURL string, secs int) ([]stack, error) {
+// next secs seconds and returns it as profile.proto.
+func fetchProfile(ctx context.Context, debugURL string, secs int) ([]byte, error) {
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimRight(debugURL, "/"), secs)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -154,7 +155,7 @@ func fetchProfile(ctx context.Context, debugURL string, secs int) ([]stack, erro
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(body))
 	}
-	return parseProfile(body)
+	return body, nil
 }
 
 // rawProfile is the part of profile.proto (github.com/google/pprof) a

@@ -2,7 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	httppprof "net/http/pprof"
+	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -108,5 +115,27 @@ func TestBucketsGiveTheCommitsQuantilesBetweenTwoScrapes(t *testing.T) {
 	}
 	if st, note := commitStats(nil, nil, nil); st.Count != 0 || !strings.Contains(note, "--debug-url") {
 		t.Errorf("without the debug listener: %+v %q", st, note)
+	}
+}
+
+// TestTheServeProfileIsKeptBesideTheReport: the stage split is a summary;
+// the raw profile is saved in the report's directory for go tool pprof.
+func TestTheServeProfileIsKeptBesideTheReport(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dir := filepath.Join(t.TempDir(), "report")
+	b := &bench{opts: &Options{DebugURL: srv.URL, PhaseDuration: time.Second}, outDir: dir, log: io.Discard}
+	p := b.startProfile(context.Background())(&Phase{Name: "orders"})
+	if p.Error != "" || p.File != "serve-cpu.pprof" {
+		t.Fatalf("profile: error %q, file %q", p.Error, p.File)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, p.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseProfile(raw); err != nil {
+		t.Errorf("the kept file is not a profile: %v", err)
 	}
 }

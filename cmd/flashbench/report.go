@@ -321,6 +321,10 @@ func (r *Report) profileMarkdown(p func(string, ...any)) {
 		p("| %s | %s %% | %s |", s.Stage, f1(100*s.Share), f1(s.PerOp))
 	}
 	p("")
+	if pr.File != "" {
+		p("The profile itself: `go tool pprof -top %s` in this directory.", pr.File)
+		p("")
+	}
 }
 
 // soakMarkdown shows the soak: its rate, what it did, serve's RSS.
