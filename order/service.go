@@ -174,11 +174,11 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 // closed connection) would otherwise cancel the commit midway, leave its
 // outcome unknown and its units reserved until the reconciler returns
 // them, and its retry with the same key would find the key in use instead
-// of the 201. The commit deadline bounds the work instead.
+// of the 201. The store bounds each commit, and PostgreSQL refuses one
+// past the deadline (ErrCommitExpired, which returns the units).
 func (s *Service) commit(ctx context.Context, sale inventory.Sale, r PlaceRequest, res inventory.Reserved) (Order, bool, error) {
 	deadline := res.At.Add(s.cfg.CommitDeadline)
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
 	o, err := s.store.Create(ctx, NewOrder{Sale: sale, Buyer: r.Buyer, Key: r.Key, RequestHash: r.Fingerprint(),
 		Qty: r.Qty.Int(), Window: s.cfg.PaymentWindow, Deadline: deadline})
 	if res.StockLeft == 0 {
