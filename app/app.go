@@ -106,10 +106,10 @@ func (a *App) wire(m shard.Map) {
 	// add up. Two round trips in flight: Redis runs one batch while the
 	// next one's request and the last one's reply travel.
 	a.reserver = invredis.NewBatchedStock(stock, cfg.ReserveBatch, 2)
-	locker := newLocker(cfg, a.pools[0], a.lockNodes)
+	locker := newLocker(cfg, a.pools[0], a.lockNodes, saleLockTTL)
 	// The relay exists before the store that wakes it on each commit.
 	a.writer = outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)
-	a.relay = newRelay(cfg, a.pools, m, a.writer, locker, a.lockNodes[0], a.log)
+	a.relay = newRelay(cfg, a.pools, m, a.writer, newLocker(cfg, a.pools[0], a.lockNodes, cfg.RelayLeaseTTL), a.lockNodes[0], a.log)
 	a.metrics.Relay(a.relay.Stats())
 	waker := outbox.NewWaker(a.relay, a.lockNodes[0], cfg.RedisPrefix, a.log)
 	a.waker = waker

@@ -35,7 +35,7 @@ func NewRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Relay
 		return nil, err
 	}
 	p := &RelayProcess{process: base, lockNodes: openLockNodes(cfg), writer: outbox.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopic)}
-	p.relay = newRelay(cfg, p.pools, p.shards, p.writer, newLocker(cfg, p.pools[0], p.lockNodes), p.lockNodes[0], log)
+	p.relay = newRelay(cfg, p.pools, p.shards, p.writer, newLocker(cfg, p.pools[0], p.lockNodes, cfg.RelayLeaseTTL), p.lockNodes[0], log)
 	p.metrics.Relay(p.relay.Stats())
 	return p, nil
 }

@@ -80,11 +80,15 @@ func openLockNodes(cfg *config.Config) []*redis.Client {
 	return nodes
 }
 
-// newLocker is the RedLock lease over the lock nodes, fenced by tokens from
-// the sales database (database 0).
-func newLocker(cfg *config.Config, db *pgxpool.Pool, nodes []*redis.Client) *lease.Locker {
-	return lease.NewLocker(nodes, cfg.RedisPrefix, 10*time.Second, invpg.NewSaleStore(db).NextToken)
+// newLocker is the RedLock lease over the lock nodes, of ttl, fenced by
+// tokens from the sales database (database 0).
+func newLocker(cfg *config.Config, db *pgxpool.Pool, nodes []*redis.Client, ttl time.Duration) *lease.Locker {
+	return lease.NewLocker(nodes, cfg.RedisPrefix, ttl, invpg.NewSaleStore(db).NextToken)
 }
+
+// saleLockTTL bounds the sale operations one script cannot make atomic
+// (restock, close): long enough for their PostgreSQL write.
+const saleLockTTL = 10 * time.Second
 
 // shardMap is the layout of the configured shards over the databases,
 // migrated first when the command is configured to.

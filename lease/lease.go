@@ -39,6 +39,9 @@ func NewLocker(nodes []*redis.Client, prefix string, ttl time.Duration, tokens f
 	return &Locker{rs: redsync.New(pools...), prefix: prefix, ttl: ttl, tokens: tokens}
 }
 
+// TTL is how long a lease lasts unless extended.
+func (l *Locker) TTL() time.Duration { return l.ttl }
+
 // Lease is a held lock and the fencing token of its writes.
 type Lease struct {
 	Token int64

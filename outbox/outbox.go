@@ -20,6 +20,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -97,8 +98,16 @@ type queries struct{ fetch, mark, claim, fence, prune, release string }
 
 // New returns a relay over targets. rdb (a Redis node every instance
 // shares, under cfg.Prefix) carries the heartbeats that share the shards
-// and the wake-ups between instances.
+// and the wake-ups between instances. The locker's TTL must be
+// cfg.LeaseTTL: New panics otherwise, a wiring mistake.
 func New(targets []Target, pub Publisher, locker *lease.Locker, rdb *redis.Client, cfg Config, log *slog.Logger) *Relay {
+	if locker.TTL() != cfg.LeaseTTL {
+		// The relay times its extensions and its trust in a lease by
+		// LeaseTTL, RedLock expires the lease by the locker's TTL: with a
+		// longer locker TTL a dead relay's shards wait for it; with a
+		// shorter one a live relay trusts a lease RedLock already let go.
+		panic(fmt.Sprintf("outbox: the locker's lease TTL %v is not Config.LeaseTTL %v", locker.TTL(), cfg.LeaseTTL))
+	}
 	r := &Relay{slots: map[int]*slot{}, pub: pub, locker: locker, rdb: rdb, cfg: cfg, log: log, q: map[string]queries{},
 		stats: newStats(), refresh: make(chan struct{}, 1), members: newMembers(rdb, cfg.Prefix, cfg.Holder, cfg.LeaseTTL/2)}
 	byPool := map[*pgxpool.Pool]*group{}
