@@ -119,6 +119,12 @@ scale-down:
 scale-status:
 	scripts/scale.sh status
 
+# The flash sale across the topology for 1, 2 and 3 instances, with each
+# server's CPU per order (scripts/bench-scale.sh; SCALE_COUNTS="1 2").
+.PHONY: bench-scale
+bench-scale:
+	scripts/bench-scale.sh
+
 # The cross-process test (issue 14): two serve processes behind HAProxy, both
 # PostgreSQL servers, the Redis Cluster, consumers as processes; a burst, then
 # kill -9 of one instance mid-burst. It runs on a topology of its own

@@ -31,7 +31,8 @@ type bench struct {
 	log     io.Writer
 	pools   []*pgxpool.Pool
 	rdb     *redis.Client
-	admin   string // Authorization header of the admin
+	stock   redis.UniversalClient // the stock's Redis: rdb, or the Redis Cluster of stock-redis-addrs
+	admin   string                // Authorization header of the admin
 	api     *http.Client
 	runID   string
 	outDir  string
@@ -60,6 +61,10 @@ func newBench(ctx context.Context, o *Options, fs *flag.FlagSet, args []string, 
 		b.pools = append(b.pools, p)
 	}
 	b.rdb = redis.NewClient(&redis.Options{Addr: cfg.RedisAddrs[0]})
+	b.stock = b.rdb
+	if len(cfg.StockRedisAddrs) > 0 {
+		b.stock = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.StockRedisAddrs})
+	}
 	tok, err := auth.Mint(cfg.JWTSecret, "flashbench-admin", true, 2*time.Hour, time.Now())
 	if err != nil {
 		b.close()
@@ -72,6 +77,9 @@ func newBench(ctx context.Context, o *Options, fs *flag.FlagSet, args []string, 
 func (b *bench) close() {
 	for _, p := range b.pools {
 		p.Close()
+	}
+	if b.stock != nil && b.stock != redis.UniversalClient(b.rdb) {
+		_ = b.stock.Close()
 	}
 	if b.rdb != nil {
 		_ = b.rdb.Close()

@@ -96,7 +96,7 @@ func waitDrained(ctx context.Context, pools []*pgxpool.Pool, timeout time.Durati
 }
 
 // redisFacts reads the sale hash and its reservations.
-func redisFacts(ctx context.Context, rdb *redis.Client, prefix, saleID string) (RedisFacts, error) {
+func redisFacts(ctx context.Context, rdb redis.Cmdable, prefix, saleID string) (RedisFacts, error) {
 	var f RedisFacts
 	sk := prefix + ":{sale:" + saleID + "}"
 	vals, err := rdb.HMGet(ctx, sk, "stock", "total").Result()

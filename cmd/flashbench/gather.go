@@ -44,7 +44,7 @@ func (b *bench) storeFacts(ctx context.Context, sid int64, f *Facts, lag *LagRep
 	if err := b.pools[0].QueryRow(ctx, "SELECT stock FROM sales WHERE id = $1", sid).Scan(&f.Stock); err != nil {
 		return fmt.Errorf("read sale: %w", err)
 	}
-	if f.Redis, err = redisFacts(ctx, b.rdb, b.cfg.RedisPrefix, f.SaleID); err != nil {
+	if f.Redis, err = redisFacts(ctx, b.stock, b.cfg.RedisPrefix, f.SaleID); err != nil {
 		return fmt.Errorf("read redis: %w", err)
 	}
 	return nil
