@@ -31,15 +31,7 @@ const (
 
 // scaleTimings are the chaos suite's short timings, given to every process
 // scale.sh starts, so that what a kill leaves settles in seconds.
-var scaleTimings = []string{
-	"FLASHSALE_COMMIT_DEADLINE=" + CommitDeadline.String(),
-	"FLASHSALE_RESERVATION_GRACE=" + ReservationGrace.String(),
-	"FLASHSALE_RECONCILE_INTERVAL=" + ReconcileInterval.String(),
-	"FLASHSALE_RELAY_LEASE_TTL=" + RelayLeaseTTL.String(),
-	"FLASHSALE_IP_RATE=1000000",
-	"FLASHSALE_IP_BURST=1000000",
-	"FLASHSALE_LOG_LEVEL=warn",
-}
+var scaleTimings = append(timings(), "FLASHSALE_IP_RATE=1000000", "FLASHSALE_IP_BURST=1000000", "FLASHSALE_LOG_LEVEL=warn")
 
 // topology is what scale.sh up printed, and where its pid files are.
 type topology struct {

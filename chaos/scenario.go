@@ -99,7 +99,7 @@ func (r *Run) freshDatabases(ctx context.Context) error {
 // env is the FLASHSALE_* settings of the scenario's processes: short
 // timings so that a scenario settles in seconds.
 func (r *Run) env(consumers bool) []string {
-	return []string{
+	return append([]string{
 		"FLASHSALE_DATABASE_URLS=" + strings.Join(r.DBs, ","),
 		"FLASHSALE_REDIS_ADDRS=" + strings.Join(r.Stack.RedisAddrs, ","),
 		"FLASHSALE_REDIS_PREFIX=" + r.Prefix,
@@ -109,16 +109,22 @@ func (r *Run) env(consumers bool) []string {
 		"FLASHSALE_DEAD_LETTER_TOPIC=" + r.Topic + ".dlq",
 		"FLASHSALE_CONSUMER_GROUP_PREFIX=" + r.Prefix,
 		"FLASHSALE_JWT_SECRET=" + r.Secret,
-		"FLASHSALE_COMMIT_DEADLINE=" + CommitDeadline.String(),
-		"FLASHSALE_RESERVATION_GRACE=" + ReservationGrace.String(),
-		"FLASHSALE_RECONCILE_INTERVAL=" + ReconcileInterval.String(),
-		"FLASHSALE_RELAY_LEASE_TTL=" + RelayLeaseTTL.String(),
 		"FLASHSALE_MIGRATE_ON_START=false",
 		"FLASHSALE_IP_RATE=100000",
 		"FLASHSALE_IP_BURST=100000",
 		"FLASHSALE_SHUTDOWN_TIMEOUT=5s",
 		"FLASHSALE_LOG_LEVEL=warn",
 		fmt.Sprintf("FLASHSALE_CONSUMERS_ENABLED=%t", consumers),
+	}, timings()...)
+}
+
+// timings are the settings of the constants below, for a process's env.
+func timings() []string {
+	return []string{
+		"FLASHSALE_COMMIT_DEADLINE=" + CommitDeadline.String(),
+		"FLASHSALE_RESERVATION_GRACE=" + ReservationGrace.String(),
+		"FLASHSALE_RECONCILE_INTERVAL=" + ReconcileInterval.String(),
+		"FLASHSALE_RELAY_LEASE_TTL=" + RelayLeaseTTL.String(),
 	}
 }
 
