@@ -63,7 +63,7 @@ func (p *RelayProcess) Close() {
 // relays of every instance share the shards and wake each other over rdb.
 func newRelay(cfg *config.Config, pools []*pgxpool.Pool, m shard.Map, w *outbox.Writer, locker *lease.Locker, rdb *redis.Client, log *slog.Logger) *outbox.Relay {
 	return outbox.New(relayTargets(pools, m), w, locker, rdb, outbox.Config{Holder: holderName(),
-		Prefix: cfg.RedisPrefix, Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second, LeaseTTL: cfg.RelayLeaseTTL,
+		Prefix: cfg.RedisPrefix, Source: "/flashsale", BatchSize: cfg.RelayBatch, Poll: time.Second,
 		Retention: cfg.OutboxRetention, RetryDelay: 50 * time.Millisecond}, log)
 }
 

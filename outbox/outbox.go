@@ -20,7 +20,6 @@ package outbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -55,7 +54,6 @@ type Config struct {
 	Source     string        // CloudEvents source prefix, e.g. "/flashsale"
 	BatchSize  int           // most rows read and published at once
 	Poll       time.Duration // safety-net poll when no notification arrives
-	LeaseTTL   time.Duration // how long a shard lease lives unless extended
 	Retention  time.Duration // published rows older than this are deleted
 	RetryDelay time.Duration // first wait after a failed publish; doubles up to 2 s
 }
@@ -66,6 +64,7 @@ type Relay struct {
 	slots   map[int]*slot // by shard
 	pub     Publisher
 	locker  *lease.Locker
+	ttl     time.Duration // the locker's: how long a shard lease lives unless extended
 	members *members
 	rdb     *redis.Client // membership and wake-ups between instances
 	cfg     Config
@@ -98,18 +97,13 @@ type queries struct{ fetch, mark, claim, fence, prune, release string }
 
 // New returns a relay over targets. rdb (a Redis node every instance
 // shares, under cfg.Prefix) carries the heartbeats that share the shards
-// and the wake-ups between instances. The locker's TTL must be
-// cfg.LeaseTTL: New panics otherwise, a wiring mistake.
+// and the wake-ups between instances. A shard lease lives for the
+// locker's TTL unless extended: the relay times its extensions and its
+// trust in a lease by that one figure, the one RedLock expires it by.
 func New(targets []Target, pub Publisher, locker *lease.Locker, rdb *redis.Client, cfg Config, log *slog.Logger) *Relay {
-	if locker.TTL() != cfg.LeaseTTL {
-		// The relay times its extensions and its trust in a lease by
-		// LeaseTTL, RedLock expires the lease by the locker's TTL: with a
-		// longer locker TTL a dead relay's shards wait for it; with a
-		// shorter one a live relay trusts a lease RedLock already let go.
-		panic(fmt.Sprintf("outbox: the locker's lease TTL %v is not Config.LeaseTTL %v", locker.TTL(), cfg.LeaseTTL))
-	}
-	r := &Relay{slots: map[int]*slot{}, pub: pub, locker: locker, rdb: rdb, cfg: cfg, log: log, q: map[string]queries{},
-		stats: newStats(), refresh: make(chan struct{}, 1), members: newMembers(rdb, cfg.Prefix, cfg.Holder, cfg.LeaseTTL/2)}
+	ttl := locker.TTL()
+	r := &Relay{slots: map[int]*slot{}, pub: pub, locker: locker, ttl: ttl, rdb: rdb, cfg: cfg, log: log, q: map[string]queries{},
+		stats: newStats(), refresh: make(chan struct{}, 1), members: newMembers(rdb, cfg.Prefix, cfg.Holder, ttl/2)}
 	byPool := map[*pgxpool.Pool]*group{}
 	for _, t := range targets {
 		g := byPool[t.Pool]

@@ -81,9 +81,9 @@ func (w *world) relay(pub outbox.Publisher, holder string) *outbox.Relay {
 // relayWith is a relay whose config tune changes from the tests' default.
 func (w *world) relayWith(pub outbox.Publisher, holder string, tune func(*outbox.Config)) *outbox.Relay {
 	cfg := outbox.Config{Holder: holder, Prefix: w.cfg.RedisPrefix, Source: "/test", BatchSize: w.batch,
-		Poll: 200 * time.Millisecond, LeaseTTL: 2 * time.Second, Retention: time.Hour, RetryDelay: 20 * time.Millisecond}
+		Poll: 200 * time.Millisecond, Retention: time.Hour, RetryDelay: 20 * time.Millisecond}
 	tune(&cfg)
-	locker := lease.NewLocker(w.nodes, w.cfg.RedisPrefix, cfg.LeaseTTL, func(ctx context.Context) (int64, error) {
+	locker := lease.NewLocker(w.nodes, w.cfg.RedisPrefix, 2*time.Second, func(ctx context.Context) (int64, error) {
 		var n int64
 		return n, w.pools[0].QueryRow(ctx, "SELECT nextval('fencing_tokens')").Scan(&n)
 	})
@@ -278,17 +278,4 @@ func TestPausedRelayIsFencedAndShardsHandOver(t *testing.T) {
 	stopHealthy()
 	w.insert(w.targets[0], 8, "flashsale.order.created")
 	w.waitDrained() // the first relay, no longer paused, takes the shard back
-}
-
-// TestNewRefusesALockerOfAnotherTTL: the relay trusts and extends its
-// leases by LeaseTTL while RedLock expires them by the locker's TTL; wired
-// apart, a dead relay's shards would wait for the longer of the two.
-func TestNewRefusesALockerOfAnotherTTL(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("New accepted a 10 s locker for a 4 s LeaseTTL")
-		}
-	}()
-	locker := lease.NewLocker(nil, "x", 10*time.Second, nil)
-	outbox.New(nil, nil, locker, nil, outbox.Config{LeaseTTL: 4 * time.Second}, nil)
 }

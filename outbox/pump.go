@@ -44,8 +44,8 @@ type work struct {
 // tickers are a loop's clocks.
 type tickers struct{ poll, prune, leases *time.Ticker }
 
-func newTickers(cfg Config) tickers {
-	return tickers{poll: time.NewTicker(cfg.Poll), prune: time.NewTicker(time.Minute), leases: time.NewTicker(cfg.LeaseTTL / 6)}
+func newTickers(cfg Config, ttl time.Duration) tickers {
+	return tickers{poll: time.NewTicker(cfg.Poll), prune: time.NewTicker(time.Minute), leases: time.NewTicker(ttl / 6)}
 }
 
 func (t tickers) stop() { t.poll.Stop(); t.prune.Stop(); t.leases.Stop() }
@@ -57,7 +57,7 @@ func (t tickers) stop() { t.poll.Stop(); t.prune.Stop(); t.leases.Stop() }
 func (r *Relay) runGroup(ctx context.Context, g *group) {
 	var hs []*held
 	defer func() { r.releaseAll(ctx, hs) }()
-	t := newTickers(r.cfg)
+	t := newTickers(r.cfg, r.ttl)
 	defer t.stop()
 	hs = r.balance(ctx, g, hs)
 	all := true
@@ -69,7 +69,7 @@ func (r *Relay) runGroup(ctx context.Context, g *group) {
 			r.log.WarnContext(ctx, "relay paused; leases released", "shards", len(hs), "err", err)
 			r.releaseAll(ctx, hs)
 			hs = nil
-			sleep(ctx, r.cfg.LeaseTTL/4)
+			sleep(ctx, r.ttl/4)
 		}
 		if more && err == nil {
 			all = true // a shard had a full batch: more is waiting
@@ -157,8 +157,8 @@ func (r *Relay) take(ctx context.Context, t Target) *held {
 // RedLock guarantees it to nobody else for the TTL from then, less a tenth
 // for the clocks' drift.
 func (r *Relay) renewed(h *held, began time.Time) {
-	h.valid = began.Add(r.cfg.LeaseTTL - r.cfg.LeaseTTL/10)
-	h.next = time.Now().Add(r.cfg.LeaseTTL / 3)
+	h.valid = began.Add(r.ttl - r.ttl/10)
+	h.next = time.Now().Add(r.ttl / 3)
 }
 
 // extend extends h's lease now.
@@ -329,7 +329,7 @@ func (r *Relay) publish(ctx context.Context, hs *[]*held, works []work) ([]work,
 		r.log.WarnContext(ctx, "outbox publish failed, retrying", "rows", len(all),
 			"retry_in", delay.String(), "err", err)
 		sleep(ctx, delay)
-		delay = min(2*delay, 2*time.Second, r.cfg.LeaseTTL/4)
+		delay = min(2*delay, 2*time.Second, r.ttl/4)
 	}
 }
 
@@ -340,7 +340,7 @@ func (r *Relay) publish(ctx context.Context, hs *[]*held, works []work) ([]work,
 func (r *Relay) stillHeld(ctx context.Context, hs *[]*held, works []work) []work {
 	var lost []*held
 	for _, w := range works {
-		if time.Until(w.h.valid) < r.cfg.LeaseTTL/2 && r.extend(ctx, w.h) != nil {
+		if time.Until(w.h.valid) < r.ttl/2 && r.extend(ctx, w.h) != nil {
 			lost = append(lost, w.h)
 			r.stats.fence()
 		}

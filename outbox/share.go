@@ -120,7 +120,7 @@ func (r *Relay) balance(ctx context.Context, g *group, hs []*held) []*held {
 // rebalance when the relays alive changed.
 func (r *Relay) runMembers(ctx context.Context) {
 	r.announce(ctx)
-	t := time.NewTicker(r.cfg.LeaseTTL / 6)
+	t := time.NewTicker(r.ttl / 6)
 	defer t.Stop()
 	for {
 		select {
@@ -171,7 +171,7 @@ func (r *Relay) leave(ctx context.Context) {
 // TTL; an idle loop goes round every sixth.
 func (r *Relay) stuck() bool {
 	for _, g := range r.groups {
-		if last := g.alive.Load(); last != 0 && time.Since(time.Unix(0, last)) > r.cfg.LeaseTTL/3 {
+		if last := g.alive.Load(); last != 0 && time.Since(time.Unix(0, last)) > r.ttl/3 {
 			return true
 		}
 	}
