@@ -83,6 +83,7 @@ var errorTable = []struct {
 	{order.ErrKeyInUse, kKeyInUse, "key_in_use"},
 	{order.ErrKeyReused, kKeyReused, "key_reused"},
 	{order.ErrUnavailable, kUnavailable, "unavailable"},
+	{inventory.ErrReplyLost, kUnavailable, "reply_lost"}, // after ErrUnavailable, which wraps it past the breaker
 	{order.ErrOverloaded, kOverloaded, "overloaded"},
 	{order.ErrCommitExpired, kOverloaded, "commit_expired"},
 	{order.ErrCommitUnknown, kOverloaded, "commit_unknown"},

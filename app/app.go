@@ -129,6 +129,7 @@ func (a *App) wire(m shard.Map) {
 		a.metrics.Stock(breaker.Stock(a.reserver, a.breakers.redis)), inventory.NewCatalog(breaker.Sales(saleStore, a.breakers.dbs[0])),
 		a.metrics.SoldOut(a.soldOut), order.Config{
 			PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
+	a.metrics.Abandoner(a.orders.Abandoner())
 	a.expirer = order.NewExpirer(live.ExpiryStore(a.store, notify), stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
 	// The sale page's figures: latencies over the last 10 s, from what the
 	// decorators count anyway.

@@ -39,6 +39,11 @@ func (f *fakeStock) Discard(context.Context, inventory.SaleID, string, string) (
 	return 0, f.err
 }
 
+func (f *fakeStock) Abandon(context.Context, inventory.Reservation) (int, error) {
+	f.calls++
+	return 0, f.err
+}
+
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newBreaker(open time.Duration) *Breaker {

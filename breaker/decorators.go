@@ -35,11 +35,16 @@ func (s *stock) Discard(ctx context.Context, sale inventory.SaleID, buyer, key s
 	return n, unavailable(ctx, err)
 }
 
+func (s *stock) Abandon(ctx context.Context, r inventory.Reservation) (int, error) {
+	n, err := call(ctx, s.b, func() (int, error) { return s.inner.Abandon(ctx, r) })
+	return n, unavailable(ctx, err)
+}
+
 // unavailable hands a failure of Redis on as order.ErrUnavailable, so the
 // buyer is told to come back (503) before the breaker opens too, not given
 // a 500. Redis's errors carry no domain meaning (inventory cannot name
 // order's sentinel); a reservation whose reply was lost may still have
-// been taken, and the reconciler settles it like any unknown outcome.
+// been taken, and the order service's abandoner gives it back.
 func unavailable(ctx context.Context, err error) error {
 	if classify(ctx, err) != failure || errors.Is(err, order.ErrUnavailable) {
 		return err

@@ -27,6 +27,10 @@ var (
 	ErrSaleBusy      = errors.New("inventory: another instance is changing the sale")
 	ErrInvalidSale   = errors.New("inventory: invalid sale")
 	ErrInvalidValue  = errors.New("inventory: invalid value")
+	// ErrReplyLost is a reservation call that failed without Redis's
+	// answer (a timeout, a connection lost midway): it may or may not
+	// have taken the units.
+	ErrReplyLost = errors.New("inventory: no reply from the stock; the reservation may have been made")
 )
 
 // SaleID identifies a sale; a SaleID that exists is positive.

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -19,6 +20,16 @@ type Reservation struct {
 	Fingerprint string
 	Qty         Quantity
 	ClientIP    string
+	// Attempt names the request that reserves (16 hex digits, or empty):
+	// a request that never saw the reply can then give back its own
+	// reservation, and never a retry's under the same key.
+	Attempt string
+}
+
+// NewAttempt names one request's reservation attempt (Reservation.Attempt):
+// 16 hex digits, random, so that two attempts under one key differ.
+func NewAttempt() string {
+	return fmt.Sprintf("%016x", rand.Uint64())
 }
 
 // Reserved is a successful reservation.

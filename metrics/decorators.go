@@ -91,6 +91,10 @@ func (s *stock) Discard(ctx context.Context, sale inventory.SaleID, buyer, key s
 	return timed(s.t, "discard", func() (int, error) { return s.inner.Discard(ctx, sale, buyer, key) })
 }
 
+func (s *stock) Abandon(ctx context.Context, r inventory.Reservation) (int, error) {
+	return timed(s.t, "abandon", func() (int, error) { return s.inner.Abandon(ctx, r) })
+}
+
 // SoldOut wraps the instance's sold-out memory: answers it gave without a
 // network call, and the sales it marked and reopened, are counted.
 func (m *Metrics) SoldOut(inner order.SoldOut) order.SoldOut {

@@ -40,6 +40,10 @@ func (f *fakeStock) Discard(context.Context, inventory.SaleID, string, string) (
 	return 1, nil
 }
 
+func (f *fakeStock) Abandon(context.Context, inventory.Reservation) (int, error) {
+	return 1, nil
+}
+
 // TestStockDecoratorPassesThroughAndCounts: results reach the caller
 // unchanged and each call lands in its op and outcome series.
 func TestStockDecoratorPassesThroughAndCounts(t *testing.T) {

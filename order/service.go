@@ -37,6 +37,9 @@ type Stock interface {
 	// Discard drops a reservation and its claim without giving its units
 	// back: PostgreSQL refused them, so Redis had counted units it lost.
 	Discard(ctx context.Context, sale inventory.SaleID, buyer, key string) (int, error)
+	// Abandon gives back the reservation r.Attempt made, if it made one,
+	// and its claim; a reservation another attempt made is left alone.
+	Abandon(ctx context.Context, r inventory.Reservation) (int, error)
 }
 
 // Catalog reads sales, from memory on the hot path.
@@ -68,6 +71,7 @@ type Service struct {
 	soldOut  SoldOut
 	cfg      Config
 	inflight chan struct{}
+	abandon  *Abandoner
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -75,8 +79,12 @@ type Service struct {
 // NewService wires the buy path.
 func NewService(store Store, stock Stock, catalog Catalog, soldOut SoldOut, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: store, stock: stock, catalog: catalog, soldOut: soldOut, cfg: cfg,
-		inflight: make(chan struct{}, cfg.MaxInFlight), log: log, now: time.Now}
+		inflight: make(chan struct{}, cfg.MaxInFlight), abandon: NewAbandoner(stock, log), log: log, now: time.Now}
 }
+
+// Abandoner is the service's giver-back of reservations whose reply was
+// lost; whoever runs the service runs it (Run).
+func (s *Service) Abandoner() *Abandoner { return s.abandon }
 
 // Place buys units for a buyer, exactly once per idempotency key. It
 // returns the order and whether it is a replay of one placed earlier; a
@@ -147,8 +155,9 @@ func (s *Service) replayEnded(ctx context.Context, r PlaceRequest) (Order, bool,
 }
 
 func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r PlaceRequest) (Order, bool, error) {
-	res, err := s.stock.Reserve(ctx, inventory.Reservation{Sale: r.Sale, Buyer: r.Buyer.String(), Key: r.Key.String(),
-		Fingerprint: r.fingerprintHex(), Qty: r.Qty, ClientIP: r.ClientIP.String()})
+	asked := inventory.Reservation{Sale: r.Sale, Buyer: r.Buyer.String(), Key: r.Key.String(),
+		Fingerprint: r.fingerprintHex(), Qty: r.Qty, ClientIP: r.ClientIP.String(), Attempt: inventory.NewAttempt()}
+	res, err := s.stock.Reserve(ctx, asked)
 	switch {
 	case errors.Is(err, inventory.ErrSoldOut):
 		if res.StockLeft > 0 {
@@ -163,6 +172,11 @@ func (s *Service) reserveAndCommit(ctx context.Context, sale inventory.Sale, r P
 		return s.replay(ctx, r)
 	case errors.Is(err, inventory.ErrKeyReused):
 		return Order{}, false, ErrKeyReused
+	case errors.Is(err, inventory.ErrReplyLost):
+		// The units may be taken, and no order will be written under
+		// them: give them back as soon as Redis answers again.
+		s.abandon.Add(asked)
+		return Order{}, false, err
 	case err != nil:
 		return Order{}, false, err
 	}

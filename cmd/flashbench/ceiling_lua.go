@@ -67,7 +67,8 @@ func (s *luaStock) reserveOne(ctx context.Context, sale int64, buyer, key, finge
 	claim := sk + ":idem:" + field(buyer, key)
 	keys := []string{sk, sk + ":buyers", sk + ":res", claim, sk + ":rl:u:" + buyer, sk + ":rl:ip:" + ip}
 	l := s.limits
-	res, err := s.reserve.Run(ctx, s.rdb, keys, l[0], l[1], l[2], l[3], claimTTL, qty, fingerprint, buyer, field(buyer, key)).Int64Slice()
+	res, err := s.reserve.Run(ctx, s.rdb, keys, l[0], l[1], l[2], l[3], claimTTL, qty, fingerprint, buyer, field(buyer, key),
+		randHex(8)).Int64Slice() // an attempt, as the service names each
 	if err != nil {
 		return 0, fmt.Errorf("reserve.lua: %w", err)
 	}

@@ -109,7 +109,7 @@ func redisFacts(ctx context.Context, rdb redis.Cmdable, prefix, saleID string) (
 	f.Present = true
 	f.Stock, _ = strconv.Atoi(fmt.Sprint(vals[0]))
 	f.Total, _ = strconv.Atoi(fmt.Sprint(vals[1]))
-	// Values are "qty:ms[:c]" (inventory/invredis/lua/reserve.lua, confirm.lua).
+	// Values are "qty:ms[:attempt][:c]" (inventory/invredis/lua/reserve.lua, confirm.lua).
 	var cursor uint64
 	for {
 		kv, next, err := rdb.HScan(ctx, sk+":res", cursor, "*", 5000).Result()

@@ -50,3 +50,13 @@ func (f fixture) newSale(t testing.TB, stock int) inventory.Sale {
 	}
 	return sale
 }
+
+// remaining is the sale's live stock.
+func (f fixture) remaining(t testing.TB, id inventory.SaleID) int {
+	t.Helper()
+	left, err := f.stock.Remaining(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return left
+}

@@ -100,7 +100,7 @@ func (g *saleGroup) settle(res []int64, err error, out []batch.Result[inventory.
 	}
 	for j, i := range g.idx {
 		if err != nil {
-			out[i].Err = fmt.Errorf("inventory: reserve: %w", err)
+			out[i].Err = fmt.Errorf("inventory: reserve: %w: %w", inventory.ErrReplyLost, err)
 			continue
 		}
 		out[i].Val, out[i].Err = reserveOutcome(res[3*j : 3*j+3])

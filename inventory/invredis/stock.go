@@ -35,13 +35,13 @@ var (
 // Cluster: every key of a sale carries the sale's hash tag, so each script
 // call touches one slot.
 type Stock struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	limits  ratelimit.Limits
-	reserve *redis.Script
-	release *redis.Script
-	warm    *redis.Script
-	confirm *redis.Script
+	rdb           redis.UniversalClient
+	prefix        string
+	limits        ratelimit.Limits
+	reserve       *redis.Script
+	releaseScript *redis.Script
+	warm          *redis.Script
+	confirm       *redis.Script
 }
 
 // NewStock returns the stock kept under prefix on rdb, a single node's
@@ -49,7 +49,7 @@ type Stock struct {
 func NewStock(rdb redis.UniversalClient, prefix string, limits ratelimit.Limits) *Stock {
 	return &Stock{
 		rdb: rdb, prefix: prefix, limits: limits,
-		reserve: redis.NewScript(reserveLua), release: redis.NewScript(releaseLua),
+		reserve: redis.NewScript(reserveLua), releaseScript: redis.NewScript(releaseLua),
 		warm: redis.NewScript(warmLua), confirm: redis.NewScript(confirmLua),
 	}
 }
@@ -72,7 +72,7 @@ func (s *Stock) Reserve(ctx context.Context, r inventory.Reservation) (inventory
 	keys, args := s.reserveArgs([]inventory.Reservation{r})
 	res, err := s.reserve.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return inventory.Reserved{}, fmt.Errorf("inventory: reserve: %w", err)
+		return inventory.Reserved{}, fmt.Errorf("inventory: reserve: %w: %w", inventory.ErrReplyLost, err)
 	}
 	return reserveOutcome(res)
 }
@@ -82,12 +82,12 @@ func (s *Stock) Reserve(ctx context.Context, r inventory.Reservation) (inventory
 func (s *Stock) reserveArgs(rs []inventory.Reservation) (keys []string, args []any) {
 	l := s.limits
 	keys = make([]string, 0, 6*len(rs))
-	args = append(make([]any, 0, 5+4*len(rs)), l.UserRate, l.UserBurst, l.IPRate, l.IPBurst, int(inventory.ClaimTTL/time.Second))
+	args = append(make([]any, 0, 5+5*len(rs)), l.UserRate, l.UserBurst, l.IPRate, l.IPBurst, int(inventory.ClaimTTL/time.Second))
 	for _, r := range rs {
 		sk := s.saleKey(r.Sale)
 		keys = append(keys, sk, sk+":buyers", sk+":res", s.claimKey(r.Sale, r.Buyer, r.Key),
 			sk+":rl:u:"+r.Buyer, sk+":rl:ip:"+r.ClientIP)
-		args = append(args, r.Qty.Int(), r.Fingerprint, r.Buyer, field(r.Buyer, r.Key))
+		args = append(args, r.Qty.Int(), r.Fingerprint, r.Buyer, field(r.Buyer, r.Key), r.Attempt)
 	}
 	return keys, args
 }
@@ -139,17 +139,38 @@ func (s *Stock) Discard(ctx context.Context, sale inventory.SaleID, buyer, key s
 	return n, err
 }
 
+// Abandon returns the units of the reservation r's attempt made, if it
+// made one, and drops its claim: the attempt's Reserve failed without a
+// reply, so the script may or may not have run, and no order will be
+// written under it. A reservation made by another attempt under the same
+// key (a retry), or one already confirmed, is left alone. It reports the
+// units returned.
+func (s *Stock) Abandon(ctx context.Context, r inventory.Reservation) (int, error) {
+	if r.Attempt == "" {
+		return 0, errors.New("inventory: abandon: the reservation names no attempt")
+	}
+	n, _, err := s.release(ctx, r.Sale, r.Buyer, r.Key, true, 0, true, r.Attempt)
+	return n, err
+}
+
 // ReleaseFenced is Release under a lease: token fences it against a
 // later holder's writes. It reports the units returned and the stock left.
 func (s *Stock) ReleaseFenced(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool, token int64) (int, int, error) {
 	return s.runRelease(ctx, sale, buyer, key, forget, token, true)
 }
 
-// runRelease runs release.lua for one reservation.
+// runRelease runs release.lua for one reservation, whichever attempt made it.
 func (s *Stock) runRelease(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool, token int64, giveBack bool) (int, int, error) {
+	return s.release(ctx, sale, buyer, key, forget, token, giveBack, "")
+}
+
+// release runs release.lua for one reservation; a non-empty attempt
+// releases it only if that attempt made it.
+func (s *Stock) release(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool, token int64, giveBack bool,
+	attempt string) (int, int, error) {
 	sk := s.saleKey(sale)
-	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key), sk + ":closed"},
-		field(buyer, key), buyer, flag(forget), s.Channel(), sale.String(), token, flag(giveBack)).Int64Slice()
+	res, err := s.releaseScript.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key), sk + ":closed"},
+		field(buyer, key), buyer, flag(forget), s.Channel(), sale.String(), token, flag(giveBack), attempt).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("inventory: release: %w", err)
 	}
@@ -225,7 +246,9 @@ func parseHeld(f, v string) (inventory.Held, bool) {
 	if err1 != nil || err2 != nil {
 		return inventory.Held{}, false
 	}
-	return inventory.Held{Buyer: buyer, Key: key, Qty: qty, At: time.UnixMilli(ms), Confirmed: len(parts) == 3 && parts[2] == "c"}, true
+	// "qty:ms", then the attempt that reserved (if it named one), then
+	// "c" once confirmed.
+	return inventory.Held{Buyer: buyer, Key: key, Qty: qty, At: time.UnixMilli(ms), Confirmed: len(parts) > 2 && parts[len(parts)-1] == "c"}, true
 }
 
 // ConfirmHolds marks the reservations whose orders are durable.

@@ -9,12 +9,15 @@
 -- Redis Cluster-safe); for reservation i (from 0) at 6*i +
 --   1 sale hash (stock, total, starts, ends, limit, fence)
 --   2 buyers hash (buyer -> units held)
---   3 reservations hash (buyer NUL key -> "qty:reserved_ms[:c]")
+--   3 reservations hash (buyer NUL key -> "qty:reserved_ms[:attempt][:c]")
 --   4 idempotency claim (string: request fingerprint)
 --   5 buyer rate-limit cell    6 client-IP rate-limit cell
 -- ARGV: 1 buyer rate/s  2 buyer burst  3 IP rate/s  4 IP burst  5 claim TTL s,
---   then four per reservation, at 5 + 4*i +
+--   then five per reservation, at 5 + 5*i +
 --   1 qty  2 fingerprint  3 buyer  4 reservation field
+--   5 attempt: names the request that reserves ('' for none), so that the
+--     request can abandon its own reservation when it never saw the reply
+--     (release.lua), and never a retry's under the same key
 -- Returns {code, a, b} per reservation, concatenated:
 --   0 reserved: a = reserved at (ms), b = stock left
 --   1 sold out: a = stock left       2 limit reached     3 not active
@@ -50,7 +53,7 @@ local function sale_of(key)
   return sale_fields
 end
 
-local function reserve(k, qty, fingerprint, buyer, fld)
+local function reserve(k, qty, fingerprint, buyer, fld, attempt)
   local u_tat, u_wait = gcra(KEYS[k + 5], u_rate, u_burst)
   if not u_tat then return 5, math.ceil(u_wait / 1000), 1 end
   local i_tat, i_wait = gcra(KEYS[k + 6], i_rate, i_burst)
@@ -76,15 +79,17 @@ local function reserve(k, qty, fingerprint, buyer, fld)
   stock = redis.call('HINCRBY', KEYS[k + 1], 'stock', -qty)
   sale[1] = stock
   redis.call('HINCRBY', KEYS[k + 2], buyer, qty)
-  redis.call('HSET', KEYS[k + 3], fld, qty .. ':' .. now_ms)
+  local v = qty .. ':' .. now_ms
+  if attempt ~= '' then v = v .. ':' .. attempt end
+  redis.call('HSET', KEYS[k + 3], fld, v)
   redis.call('SET', KEYS[k + 4], fingerprint, 'EX', claim_ttl)
   return 0, now_ms, stock
 end
 
 local out = {}
 for i = 0, #KEYS / 6 - 1 do
-  local a = 5 + 4 * i
-  local code, x, y = reserve(6 * i, tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+  local a = 5 + 5 * i
+  local code, x, y = reserve(6 * i, tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
   out[3 * i + 1] = code
   out[3 * i + 2] = x
   out[3 * i + 3] = y

@@ -1,0 +1,24 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"flashsale/order"
+)
+
+// Abandoner exports the counters of the buy path's giver-back of
+// reservations whose reply was lost, read at scrape time.
+func (m *Metrics) Abandoner(a *order.Abandoner) {
+	counter := func(name, help string, read func(order.AbandonStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help},
+			func() float64 { return float64(read(a.Stats())) })
+	}
+	m.reg.MustRegister(
+		counter("reservations_abandoned_total", "Reservations whose Reserve failed without a reply, handed over to be given back.",
+			func(s order.AbandonStats) uint64 { return s.Queued }),
+		counter("reservations_abandoned_returned_total", "Abandoned reservations whose units were given back (the others were never made).",
+			func(s order.AbandonStats) uint64 { return s.Returned }),
+		counter("reservations_abandoned_dropped_total", "Abandoned reservations left to the reconciler: queue full, or Redis away too long.",
+			func(s order.AbandonStats) uint64 { return s.Dropped }),
+	)
+}
