@@ -41,6 +41,15 @@ type Facts struct {
 	Recovered     bool
 	RecoveryBound time.Duration
 	Ledger        map[int64]int // order id → created ledger entries; nil: not checked
+	Early         early         // the balance soon after the fault; Within 0: not checked
+}
+
+// early is whether live units plus the remaining stock made the stock
+// within Within of the fault's end, and the gap last seen if not.
+type early struct {
+	Within   time.Duration
+	Balanced bool
+	Gap      int
 }
 
 // Breach is one violated invariant, with the ids that show it.
@@ -106,6 +115,10 @@ func checkStock(r *Result, f Facts) {
 	}
 	if r.Oversold = len(oversold); r.Oversold > 0 {
 		r.breach("no-201-revoked", oversold, "%d orders were cancelled as oversold after their 201", r.Oversold)
+	}
+	if e := f.Early; e.Within > 0 && !e.Balanced {
+		r.breach("held-after-fault", nil, "%d units were neither in a live order nor for sale %s after the fault was undone (the reconciler's grace is %s)",
+			e.Gap, e.Within, ReservationGrace)
 	}
 	r.Gap = f.Stock - r.LiveUnits - f.Remaining
 	if !f.Settled || r.Gap != 0 {

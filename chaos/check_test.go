@@ -94,6 +94,9 @@ func TestCheckFlagsEachBreach(t *testing.T) {
 			f.Remaining = 2 // every unit is in a live order: refusing b3 was right
 		}},
 		{"not settled in time", "balance", "", func(Result) int { return 1 }, func(f *Facts) { f.Settled = false }},
+		{"units held soon after the fault", "held-after-fault", "", func(Result) int { return 1 }, func(f *Facts) {
+			f.Early = early{Within: 4 * time.Second, Gap: 2} // balanced later, by the reconciler
+		}},
 		{"refused while units left", "undersell", "", func(r Result) int { return r.Undersold }, func(f *Facts) {
 			f.Orders = f.Orders[:2]
 			f.Events = f.Events[:2]

@@ -17,6 +17,7 @@ func Scenarios() []Scenario {
 		{Name: "serve-kill9", Serves: 1, At: 1500 * time.Millisecond, Fault: killServe},
 		{Name: "redis1-kill9", Serves: 1, At: 1500 * time.Millisecond, Fault: killRedis1},
 		{Name: "redis1-rollback", Serves: 1, At: time.Second, Fault: rollbackRedis1},
+		{Name: "redis1-sigstop", Serves: 1, At: time.Second, Fault: pauseRedis1, Balanced: ReservationGrace - 2*time.Second},
 		{Name: "kafka-kill9", Serves: 1, At: 1500 * time.Millisecond, Fault: killKafka},
 		{Name: "postgres-immediate", Serves: 1, At: 1500 * time.Millisecond, Fault: stopPostgres},
 		{Name: "serve-sigstop", Serves: 2, At: 1500 * time.Millisecond, Fault: pauseServe},
@@ -51,6 +52,22 @@ func killRedis1(ctx context.Context, r *Run) error {
 		return err
 	}
 	return r.Stack.Start(ctx, "redis1")
+}
+
+// pauseRedis1: SIGSTOP of Redis node 1 mid-sale for 1.5 s, then SIGCONT.
+// Reservations sent meanwhile wait in its sockets, time out in serve and
+// run when it resumes: units taken with no request left to write their
+// orders, which serve gives back without waiting for the reconciler.
+func pauseRedis1(ctx context.Context, r *Run) error {
+	if _, err := r.Stack.Kill("redis1", syscall.SIGSTOP); err != nil {
+		return err
+	}
+	if err := sleep(ctx, 1500*time.Millisecond); err != nil {
+		_, _ = r.Stack.Kill("redis1", syscall.SIGCONT)
+		return err
+	}
+	_, err := r.Stack.Kill("redis1", syscall.SIGCONT)
+	return err
 }
 
 // rollbackRedis1 is a failover to a lagging replica: a copy of node 1's

@@ -13,17 +13,13 @@ func (r *Run) gather(ctx context.Context, buyers []Buyer) (Facts, error) {
 	f := Facts{Buyers: buyers, EventsRead: true}
 	r.mu.Lock()
 	f.Windows = append([]Window(nil), r.windows...)
+	f.Early = r.early
 	r.mu.Unlock()
-	saleID, err := strconv.ParseInt(r.SaleID, 10, 64)
-	if err != nil {
-		return f, err
-	}
-	books, err := OpenBooks(ctx, r.DBs)
+	books, err := r.books(ctx)
 	if err != nil {
 		return f, err
 	}
 	defer books.Close()
-	books.SaleID = saleID
 	if f.Stock, err = books.Stock(ctx); err != nil {
 		return f, err
 	}
@@ -54,20 +50,73 @@ func (r *Run) settle(ctx context.Context, b *Books, f *Facts) {
 	}
 	timeout := CommitDeadline + ReservationGrace + 3*ReconcileInterval + 10*time.Second
 	ok, took := poll(ctx, timeout, 500*time.Millisecond, func() bool {
-		live, err := b.LiveUnits(ctx)
-		if err != nil {
-			return false
+		gap, rem, err := r.gap(ctx, b, f.Stock)
+		if err == nil {
+			f.Remaining = rem
 		}
-		for _, in := range r.Insts {
-			if rem, err := Remaining(ctx, in.URL, r.SaleID); err == nil {
-				f.Remaining = rem
-				return live+rem == f.Stock
-			}
-		}
-		return false
+		return err == nil && gap == 0
 	})
 	f.Settled = ok
 	r.Logf("%s: settled %t after %.1fs (remaining %d)", r.Name, ok, took.Seconds(), f.Remaining)
+}
+
+// gap is the units neither in a live order nor for sale (the API's
+// remaining, read from any instance), and that remaining.
+func (r *Run) gap(ctx context.Context, b *Books, stock int) (gap, remaining int, err error) {
+	live, err := b.LiveUnits(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, in := range r.Insts {
+		if remaining, err = Remaining(ctx, in.URL, r.SaleID); err == nil {
+			return stock - live - remaining, remaining, nil
+		}
+	}
+	return 0, 0, err
+}
+
+// watchBalance polls the gap from the fault's end for the scenario's
+// Balanced, while the buyers run, and keeps what it found.
+func (r *Run) watchBalance(ctx context.Context) {
+	e := early{Within: r.Balanced, Gap: -1}
+	defer func() {
+		r.mu.Lock()
+		r.early = e
+		r.mu.Unlock()
+	}()
+	b, err := r.books(ctx)
+	if err != nil {
+		r.Logf("%s: balance after the fault: %v", r.Name, err)
+		return
+	}
+	defer b.Close()
+	stock, err := b.Stock(ctx)
+	if err != nil {
+		return
+	}
+	ok, took := poll(ctx, r.Balanced, 100*time.Millisecond, func() bool {
+		gap, _, err := r.gap(ctx, b, stock)
+		if err == nil {
+			e.Gap = gap
+		}
+		return err == nil && gap == 0
+	})
+	e.Balanced = ok
+	r.Logf("%s: balanced %t %.1fs after the fault was undone (gap %d)", r.Name, ok, took.Seconds(), e.Gap)
+}
+
+// books opens the scenario's databases for its sale.
+func (r *Run) books(ctx context.Context) (*Books, error) {
+	saleID, err := strconv.ParseInt(r.SaleID, 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	b, err := OpenBooks(ctx, r.DBs)
+	if err != nil {
+		return nil, err
+	}
+	b.SaleID = saleID
+	return b, nil
 }
 
 // drain waits for the relay to publish every outbox row.

@@ -24,6 +24,11 @@ type Scenario struct {
 	// Fault injects the fault and undoes it; it returns when the broken
 	// part is back, from which the suite times /readyz.
 	Fault func(ctx context.Context, r *Run) error
+	// Balanced, when set, is how soon after the fault was undone the units
+	// in live orders plus the remaining stock must make the stock again,
+	// with the buyers still running: shorter than the reservation grace,
+	// so that what gave held units back was not the reconciler.
+	Balanced time.Duration
 }
 
 // Run is one scenario in progress: its private databases, Redis prefix,
@@ -41,6 +46,7 @@ type Run struct {
 	mu      sync.Mutex
 	windows []Window
 	undone  time.Time // when the fault was undone
+	early   early     // the balance soon after the fault (Scenario.Balanced)
 }
 
 // Excuse records that the suite made instance target unreachable from

@@ -179,6 +179,9 @@ func (r *Run) drive(ctx context.Context, runID string) ([]Buyer, time.Duration, 
 		r.mu.Lock()
 		r.undone = time.Now()
 		r.mu.Unlock()
+		if r.Balanced > 0 {
+			wg.Go(func() { r.watchBalance(ctx) })
+		}
 		var err error
 		recovery, err = WaitReady(ctx, r.Insts, 2*r.RecoveryBound)
 		recovered = err == nil
