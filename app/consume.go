@@ -94,7 +94,7 @@ func newConsumer(name string, cfg *config.Config, db *pgxpool.Pool, orders *orde
 	closeTimeout time.Duration, log *slog.Logger) (*consumer.Consumer, error) {
 	cc := consumer.Config{Name: name, GroupID: cfg.ConsumerGroupPrefix + "-" + name, Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic,
 		DeadLetterTopic: cfg.DeadLetterTopic, MaxAttempts: cfg.ConsumerMaxAttempts, CloseTimeout: closeTimeout,
-		InboxRetention: cfg.InboxRetention, Log: log}
+		InboxRetention: cfg.InboxRetention, BatchSize: cfg.ConsumerBatch, Log: log}
 	var h consumer.Handler
 	if name == LedgerConsumer {
 		h = ledger.New(db, m.Oversold(orders), log)

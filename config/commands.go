@@ -27,7 +27,7 @@ var reads = map[Command][]string{
 	Migrate: {"database-urls", "shards", "log-level"},
 	Relay: slices.Concat(databaseSettings, kafkaSettings, []string{"redis-addrs", "redis-prefix",
 		"kafka-partitions", "kafka-replication", "relay-batch", "relay-lease-ttl", "outbox-retention"}),
-	Consume: slices.Concat(databaseSettings, kafkaSettings, []string{"shutdown-timeout", "consumer-max-attempts",
+	Consume: slices.Concat(databaseSettings, kafkaSettings, []string{"shutdown-timeout", "consumer-max-attempts", "consumer-batch",
 		"consumer-group-prefix", "dead-letter-topic", "webhook-url", "webhook-secret", "webhook-timeout", "inbox-retention"}),
 }
 

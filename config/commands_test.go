@@ -53,4 +53,10 @@ func TestCommandsReadOnlyTheirSettings(t *testing.T) {
 	if _, _, err := loadFor(Relay, []string{"--relay-batch", "0"}, nil); err == nil || !strings.Contains(err.Error(), "relay-batch") {
 		t.Errorf("relay accepted relay-batch 0: %v", err)
 	}
+	if _, _, err := loadFor(Consume, []string{"--consumer-batch", "0"}, nil); err == nil || !strings.Contains(err.Error(), "consumer-batch") {
+		t.Errorf("consume accepted consumer-batch 0: %v", err)
+	}
+	if c, _, err := loadFor(Consume, []string{"--consumer-batch", "512"}, nil); err != nil || c.ConsumerBatch != 512 {
+		t.Errorf("consumer-batch 512 read as %d (%v)", c.ConsumerBatch, err)
+	}
 }

@@ -65,6 +65,7 @@ type Config struct {
 
 	ConsumersEnabled    bool
 	ConsumerMaxAttempts int
+	ConsumerBatch       int
 	ConsumerGroupPrefix string
 	DeadLetterTopic     string
 	WebhookURL          string
@@ -158,6 +159,7 @@ var settings = []setting{
 	{"log-level", "info", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"access-log", "sampled", "JSON access log line per request at info: off, sampled (every 5xx and 1 in 100 others) or all (cost measured in docs/operability.md)", false, func(c *Config, v string) error { c.AccessLog = v; return nil }},
 	{"consumers-enabled", "true", "run the event consumers inside serve: the stock ledger, and the webhooks when webhook-url is set (flashsale consume runs one alone)", false, setBool(func(c *Config) *bool { return &c.ConsumersEnabled })},
+	{"consumer-batch", "2048", "most events the stock ledger applies in one transaction when it is behind (the webhook sender takes one at a time)", false, setInt(func(c *Config) *int { return &c.ConsumerBatch })},
 	{"consumer-max-attempts", "5", "attempts an event consumer makes at one message before it goes to the dead-letter topic", false, setInt(func(c *Config) *int { return &c.ConsumerMaxAttempts })},
 	{"consumer-group-prefix", "flashsale", "consumer groups are named PREFIX-inventory and PREFIX-notify", false, func(c *Config, v string) error { c.ConsumerGroupPrefix = v; return nil }},
 	{"dead-letter-topic", "flashsale.orders.dlq", "topic the event consumers write the messages they could not handle to", false, func(c *Config, v string) error { c.DeadLetterTopic = v; return nil }},
@@ -338,7 +340,7 @@ func (c *Config) Validate() error {
 	positive := map[string]int{"db-max-conns": c.DBMaxConns, "user-rate": c.UserRate, "user-burst": c.UserBurst,
 		"ip-rate": c.IPRate, "ip-burst": c.IPBurst, "max-in-flight": c.MaxInFlight, "commit-batch": c.CommitBatch, "reserve-batch": c.ReserveBatch,
 		"kafka-partitions": c.KafkaPartitions, "kafka-replication": c.KafkaReplication, "relay-batch": c.RelayBatch,
-		"consumer-max-attempts": c.ConsumerMaxAttempts, "breaker-failures": c.BreakerFailures, "breaker-probes": c.BreakerProbes}
+		"consumer-max-attempts": c.ConsumerMaxAttempts, "consumer-batch": c.ConsumerBatch, "breaker-failures": c.BreakerFailures, "breaker-probes": c.BreakerProbes}
 	for _, s := range settingsOf(c.command()) {
 		if n, ok := positive[s.name]; ok && n < 1 {
 			bad(s.name, "must be at least 1")

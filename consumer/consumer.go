@@ -80,7 +80,13 @@ type Config struct {
 	// 100 ms and 5 s.
 	BackoffMin, BackoffMax time.Duration
 	// BatchSize caps the messages one transaction and one offset commit
-	// cover; default 256, and 1 applies messages one at a time.
+	// cover; default 2048, and 1 applies messages one at a time. A batch
+	// takes what is already fetched, so the cap matters only when the
+	// consumer is behind: inside serve during a sale, each of a batch's
+	// round trips waits for a CPU behind the sale's requests, and 256
+	// capped the ledger near 500 events per second (consumer lag p99
+	// 2.8–4.9 s in make bench against 0.5–0.7 s with 2048;
+	// docs/benchmarks.md).
 	BatchSize int
 	// BatchWait is how long a batch waits for more messages after its
 	// first one; default 10 ms: at a sale's 2,000 events per second it
@@ -156,7 +162,7 @@ func New(cfg Config, db DB, h Handler) (*Consumer, error) {
 		cfg.BackoffMax = max(5*time.Second, cfg.BackoffMin)
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 256
+		cfg.BatchSize = 2048
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 10 * time.Millisecond
