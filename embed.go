@@ -34,7 +34,7 @@ type Queries struct {
 	AllotGet, AllotInit, AllotSaleStock, AllotTransferDone, AllotTransferIn string
 	AllotTransferOut, AllotTransfersOpen                                    string
 	// The outbox relay, per shard schema (outbox).
-	OutboxFetch, OutboxMark, OutboxClaim, OutboxFence, OutboxPrune, OutboxRelease string
+	OutboxFetch, OutboxMark, OutboxDelete, OutboxClaim, OutboxFence, OutboxPrune, OutboxRelease string
 	// Consumers: the inbox, the ledger and notifications.
 	InboxInsert, InboxInsertBatch, InboxPrune                   string
 	LedgerApply, LedgerApplyBatch, LedgerPosition, LedgerExcess string

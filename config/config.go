@@ -130,7 +130,7 @@ var settings = []setting{
 	{"relay-enabled", "true", "run the outbox relay inside serve (flashsale relay runs it alone)", false, setBool(func(c *Config) *bool { return &c.RelayEnabled })},
 	{"relay-batch", "500", "most outbox rows one relay loop publishes at once", false, setInt(func(c *Config) *int { return &c.RelayBatch })},
 	{"relay-lease-ttl", "10s", "lease of a relay on a shard; a dead relay's shards move within it", false, setDuration(func(c *Config) *time.Duration { return &c.RelayLeaseTTL })},
-	{"outbox-retention", "24h", "published outbox rows older than this are deleted", false, setDuration(func(c *Config) *time.Duration { return &c.OutboxRetention })},
+	{"outbox-retention", "0s", "how long published outbox rows are kept in outbox_published for operators; 0 deletes them once Kafka has them (Kafka's log is the record), which costs PostgreSQL less", false, setDuration(func(c *Config) *time.Duration { return &c.OutboxRetention })},
 	{"jwt-secret", "", "HS256 secret that signs buyer and admin tokens (required, at least 16 bytes)", true, func(c *Config, v string) error { c.JWTSecret = v; return nil }},
 	{"payment-window", "15m", "time a buyer has to pay before the order expires", false, setDuration(func(c *Config) *time.Duration { return &c.PaymentWindow })},
 	{"user-rate", "10", "order requests per second per buyer (GCRA)", false, setInt(func(c *Config) *int { return &c.UserRate })},
@@ -356,6 +356,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DBStatementTimeout < 0 {
 		bad("db-statement-timeout", "must not be negative")
+	}
+	if c.OutboxRetention < 0 {
+		bad("outbox-retention", "must not be negative")
 	}
 	if c.RedisRetries < 0 {
 		bad("redis-retries", "must not be negative")

@@ -28,21 +28,34 @@ import (
 // CPU per event (relay-go-cpu, relay-pg-cpu) is reported beside the
 // totals.
 func BenchmarkRelay(b *testing.B) {
-	b.Run("drain", func(b *testing.B) { benchRelay(b, 0, 4, 50) })
+	b.Run("drain", func(b *testing.B) { benchRelay(b, 0, 4, 50, benchOpts{}) })
 	for _, rate := range []int{5000, 10000, 17000} {
-		b.Run(fmt.Sprintf("paced=%d/s", rate), func(b *testing.B) { benchRelay(b, rate, 4, 50) })
+		b.Run(fmt.Sprintf("paced=%d/s", rate), func(b *testing.B) { benchRelay(b, rate, 4, 50, benchOpts{}) })
 	}
-	b.Run("service-like", func(b *testing.B) { benchRelay(b, 4000, 16, 2) })
+	b.Run("service-like", func(b *testing.B) { benchRelay(b, 4000, 16, 2, benchOpts{}) })
 	// How long the writer lets a partition's batch gather messages from
 	// the shards' concurrent writes, side by side.
 	for _, wait := range []time.Duration{2 * time.Millisecond, 10 * time.Millisecond} {
 		b.Run("service-like,batch-timeout="+wait.String(), func(b *testing.B) {
-			benchRelay(b, 4000, 16, 2, func(wr *outbox.Writer) { wr.BatchTimeout = wait })
+			benchRelay(b, 4000, 16, 2, benchOpts{writer: func(wr *outbox.Writer) { wr.BatchTimeout = wait }})
+		})
+	}
+	// Published rows moved to outbox_published (kept for the retention)
+	// against deleted, side by side.
+	for _, keep := range []time.Duration{24 * time.Hour, 0} {
+		b.Run("service-like,retention="+keep.String(), func(b *testing.B) {
+			benchRelay(b, 4000, 16, 2, benchOpts{relay: func(c *outbox.Config) { c.Retention = keep }})
 		})
 	}
 }
 
-func benchRelay(b *testing.B, rate, shards, tx int, tune ...func(*outbox.Writer)) {
+// benchOpts change the writer and the relay's config from the tests'.
+type benchOpts struct {
+	writer func(*outbox.Writer)
+	relay  func(*outbox.Config)
+}
+
+func benchRelay(b *testing.B, rate, shards, tx int, o benchOpts) {
 	per := (b.N + shards - 1) / shards
 	// The same inserts with no relay, on databases of their own: what the
 	// relay adds is the difference.
@@ -50,12 +63,15 @@ func benchRelay(b *testing.B, rate, shards, tx int, tune ...func(*outbox.Writer)
 	w := newShardedWorld(b, shards)
 	w.batch = 500
 	wr := w.writer()
-	for _, t := range tune {
-		t(wr)
+	if o.writer != nil {
+		o.writer(wr)
+	}
+	if o.relay == nil {
+		o.relay = func(*outbox.Config) {}
 	}
 	inserts := w.targets
 	w.targets = relayTargets(b, w) // the relay's own connections, to tell its PostgreSQL CPU
-	r := w.relay(wr, "bench")
+	r := w.relayWith(wr, "bench", o.relay)
 	w.targets = inserts
 	stop := run(r)
 	defer stop()

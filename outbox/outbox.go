@@ -49,12 +49,15 @@ type Publisher interface {
 
 // Config tunes the relay.
 type Config struct {
-	Holder     string        // names this instance in relay_lease, for operators
-	Prefix     string        // the deployment's Redis key prefix: relays sharing it share the shards
-	Source     string        // CloudEvents source prefix, e.g. "/flashsale"
-	BatchSize  int           // most rows read and published at once
-	Poll       time.Duration // safety-net poll when no notification arrives
-	Retention  time.Duration // published rows older than this are deleted
+	Holder    string        // names this instance in relay_lease, for operators
+	Prefix    string        // the deployment's Redis key prefix: relays sharing it share the shards
+	Source    string        // CloudEvents source prefix, e.g. "/flashsale"
+	BatchSize int           // most rows read and published at once
+	Poll      time.Duration // safety-net poll when no notification arrives
+	// Retention is how long published rows are kept in outbox_published
+	// for operators; 0 deletes them once Kafka acknowledged them, keeping
+	// no copy, which costs PostgreSQL less (docs/benchmarks.md).
+	Retention  time.Duration
 	RetryDelay time.Duration // first wait after a failed publish; doubles up to 2 s
 }
 
@@ -115,7 +118,11 @@ func New(targets []Target, pub Publisher, locker *lease.Locker, rdb *redis.Clien
 		g.targets = append(g.targets, t)
 		r.slots[t.Shard] = &slot{g: g}
 		sub := func(q string) string { return strings.ReplaceAll(q, "__shard__", t.Schema) }
-		r.q[t.Schema] = queries{fetch: sub(flashsale.SQL.OutboxFetch), mark: sub(flashsale.SQL.OutboxMark), claim: sub(flashsale.SQL.OutboxClaim),
+		mark := flashsale.SQL.OutboxMark
+		if cfg.Retention == 0 {
+			mark = flashsale.SQL.OutboxDelete
+		}
+		r.q[t.Schema] = queries{fetch: sub(flashsale.SQL.OutboxFetch), mark: sub(mark), claim: sub(flashsale.SQL.OutboxClaim),
 			fence: sub(flashsale.SQL.OutboxFence), prune: sub(flashsale.SQL.OutboxPrune), release: sub(flashsale.SQL.OutboxRelease)}
 	}
 	return r

@@ -253,16 +253,25 @@ func (s *stall) WriteMessages(ctx context.Context, msgs ...kafka.Message) error 
 // marks are refused by the fencing token. Stopping the second hands every
 // shard back within the lease TTL.
 func TestPausedRelayIsFencedAndShardsHandOver(t *testing.T) {
+	// Published rows moved to outbox_published, or deleted (no
+	// retention): the fence holds either way.
+	for _, keep := range []time.Duration{time.Hour, 0} {
+		t.Run("retention="+keep.String(), func(t *testing.T) { pausedRelayIsFenced(t, keep) })
+	}
+}
+
+func pausedRelayIsFenced(t *testing.T, keep time.Duration) {
 	w := newWorld(t)
 	w.targets = w.targets[:1]
 	w.insert(w.targets[0], 7, "flashsale.order.created")
 	st := &stall{Publisher: w.writer(), entered: make(chan struct{}), release: make(chan struct{})}
-	paused := w.relay(st, "paused")
+	retention := func(c *outbox.Config) { c.Retention = keep }
+	paused := w.relayWith(st, "paused", retention)
 	stopPaused := run(paused)
 	defer stopPaused()
 	<-st.entered
 	time.Sleep(2500 * time.Millisecond) // past the 2 s lease
-	healthy := w.relay(w.writer(), "healthy")
+	healthy := w.relayWith(w.writer(), "healthy", retention)
 	stopHealthy := run(healthy)
 	w.waitDrained()
 	close(st.release)
@@ -278,4 +287,36 @@ func TestPausedRelayIsFencedAndShardsHandOver(t *testing.T) {
 	stopHealthy()
 	w.insert(w.targets[0], 8, "flashsale.order.created")
 	w.waitDrained() // the first relay, no longer paused, takes the shard back
+}
+
+// TestWithoutRetentionPublishedRowsAreDeleted: with outbox retention 0
+// every row still reaches Kafka, in order per aggregate, and a published
+// row is deleted rather than kept in outbox_published.
+func TestWithoutRetentionPublishedRowsAreDeleted(t *testing.T) {
+	w := newWorld(t)
+	want := map[string][]string{}
+	for i := range 20 {
+		agg := int64(2000 + i)
+		want[fmt.Sprint(agg)] = w.insert(w.targets[i%len(w.targets)], agg, "flashsale.order.created", "flashsale.order.paid")
+	}
+	stop := run(w.relayWith(w.writer(), "a", func(c *outbox.Config) { c.Retention = 0 }))
+	defer stop()
+	w.waitDrained()
+	got := map[string][]string{}
+	for _, e := range w.readAll(40) {
+		got[e.key] = append(got[e.key], e.ID)
+	}
+	for k, ids := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(ids) {
+			t.Errorf("aggregate %s: got %v, want %v in that order", k, got[k], ids)
+		}
+	}
+	for _, tg := range w.targets {
+		var left, kept int
+		err := tg.Pool.QueryRow(context.Background(), "SELECT (SELECT count(*) FROM "+tg.Schema+".outbox), (SELECT count(*) FROM "+
+			tg.Schema+".outbox_published)").Scan(&left, &kept)
+		if err != nil || left != 0 || kept != 0 {
+			t.Errorf("%s: %d rows left in the outbox, %d kept as published (%v); want none", tg.Schema, left, kept, err)
+		}
+	}
 }

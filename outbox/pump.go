@@ -212,6 +212,9 @@ func (r *Relay) releaseAll(ctx context.Context, hs []*held) {
 }
 
 func (r *Relay) prune(ctx context.Context, hs []*held) {
+	if r.cfg.Retention == 0 {
+		return // published rows were deleted, not kept
+	}
 	for _, h := range hs {
 		if _, err := h.t.Pool.Exec(ctx, r.q[h.t.Schema].prune, r.cfg.Retention); err != nil {
 			r.log.WarnContext(ctx, "outbox prune failed", "schema", h.t.Schema, "err", err)
@@ -349,8 +352,9 @@ func (r *Relay) stillHeld(ctx context.Context, hs *[]*held, works []work) []work
 	return slices.DeleteFunc(works, func(w work) bool { return slices.Contains(lost, w.h) })
 }
 
-// mark moves the published rows of every shard to outbox_published in one
-// transaction, each shard's only while its lease's token holds; a shard
+// mark moves the published rows of every shard to outbox_published (or
+// deletes them, with no retention) in one transaction, each shard's only
+// while its lease's token holds; a shard
 // fenced off by a newer relay is dropped from *hs.
 func (r *Relay) mark(ctx context.Context, g *group, hs *[]*held, works []work) error {
 	b := &pgx.Batch{}
