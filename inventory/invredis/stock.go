@@ -35,13 +35,13 @@ var (
 // Cluster: every key of a sale carries the sale's hash tag, so each script
 // call touches one slot.
 type Stock struct {
-	rdb           redis.UniversalClient
-	prefix        string
-	limits        ratelimit.Limits
-	reserve       *redis.Script
-	releaseScript *redis.Script
-	warm          *redis.Script
-	confirm       *redis.Script
+	rdb     redis.UniversalClient
+	prefix  string
+	limits  ratelimit.Limits
+	reserve *redis.Script
+	release *redis.Script
+	warm    *redis.Script
+	confirm *redis.Script
 }
 
 // NewStock returns the stock kept under prefix on rdb, a single node's
@@ -49,7 +49,7 @@ type Stock struct {
 func NewStock(rdb redis.UniversalClient, prefix string, limits ratelimit.Limits) *Stock {
 	return &Stock{
 		rdb: rdb, prefix: prefix, limits: limits,
-		reserve: redis.NewScript(reserveLua), releaseScript: redis.NewScript(releaseLua),
+		reserve: redis.NewScript(reserveLua), release: redis.NewScript(releaseLua),
 		warm: redis.NewScript(warmLua), confirm: redis.NewScript(confirmLua),
 	}
 }
@@ -135,7 +135,7 @@ func (s *Stock) Release(ctx context.Context, sale inventory.SaleID, buyer, key s
 // truth, so Redis counted units it had lost. Each discard brings Redis one
 // reservation closer to the truth. It reports the units dropped.
 func (s *Stock) Discard(ctx context.Context, sale inventory.SaleID, buyer, key string) (int, error) {
-	n, _, err := s.runRelease(ctx, sale, buyer, key, true, 0, false)
+	n, _, err := s.runRelease(ctx, sale, buyer, key, true, 0, false, "")
 	return n, err
 }
 
@@ -149,27 +149,22 @@ func (s *Stock) Abandon(ctx context.Context, r inventory.Reservation) (int, erro
 	if r.Attempt == "" {
 		return 0, errors.New("inventory: abandon: the reservation names no attempt")
 	}
-	n, _, err := s.release(ctx, r.Sale, r.Buyer, r.Key, true, 0, true, r.Attempt)
+	n, _, err := s.runRelease(ctx, r.Sale, r.Buyer, r.Key, true, 0, true, r.Attempt)
 	return n, err
 }
 
 // ReleaseFenced is Release under a lease: token fences it against a
 // later holder's writes. It reports the units returned and the stock left.
 func (s *Stock) ReleaseFenced(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool, token int64) (int, int, error) {
-	return s.runRelease(ctx, sale, buyer, key, forget, token, true)
+	return s.runRelease(ctx, sale, buyer, key, forget, token, true, "")
 }
 
-// runRelease runs release.lua for one reservation, whichever attempt made it.
-func (s *Stock) runRelease(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool, token int64, giveBack bool) (int, int, error) {
-	return s.release(ctx, sale, buyer, key, forget, token, giveBack, "")
-}
-
-// release runs release.lua for one reservation; a non-empty attempt
+// runRelease runs release.lua for one reservation; a non-empty attempt
 // releases it only if that attempt made it.
-func (s *Stock) release(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool, token int64, giveBack bool,
+func (s *Stock) runRelease(ctx context.Context, sale inventory.SaleID, buyer, key string, forget bool, token int64, giveBack bool,
 	attempt string) (int, int, error) {
 	sk := s.saleKey(sale)
-	res, err := s.releaseScript.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key), sk + ":closed"},
+	res, err := s.release.Run(ctx, s.rdb, []string{sk, sk + ":buyers", sk + ":res", s.claimKey(sale, buyer, key), sk + ":closed"},
 		field(buyer, key), buyer, flag(forget), s.Channel(), sale.String(), token, flag(giveBack), attempt).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("inventory: release: %w", err)
