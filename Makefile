@@ -128,10 +128,16 @@ bench-scale:
 # The cross-process test (issue 14): two serve processes behind HAProxy, both
 # PostgreSQL servers, the Redis Cluster, consumers as processes; a burst, then
 # kill -9 of one instance mid-burst. It runs on a topology of its own
-# (STACK_NAME=scaletest, ports 20000 below the defaults) started with the
+# (STACK_NAME=scaletest, ports 41000 below the defaults) started with the
 # chaos suite's short timings, so it never meets a `make scale-up` one.
+# Every port stays below the kernel's ephemeral range (32768-60999) and
+# below the chaos suite's serve ports (20000-24999): PostgreSQL 14432/14433,
+# Redis 15379-15381, Kafka 18092/18093, the cluster 5390-5392 (bus +10000),
+# HAProxy 17080, serve 17081+. At -20000 PostgreSQL was on 35432, and a CI
+# run failed when a connection left by an earlier suite held that port as
+# its source port.
 # SCALE_DOWN=1 tears it down afterwards (CI does).
-SCALE_TEST_ENV = STACK_NAME=scaletest STACK_PORT_OFFSET=-20000
+SCALE_TEST_ENV = STACK_NAME=scaletest STACK_PORT_OFFSET=-41000
 .PHONY: scale-test
 scale-test:
 	$(SCALE_TEST_ENV) $(GO) test -race -count=1 -timeout 10m -tags scale -run 'TestScaleOutAcrossProcesses' -v ./chaos/; \
