@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,77 +22,19 @@ import (
 )
 
 // privateRedis is a redis-server of the test's own, so that it can be
-// killed and paused without touching the shared stack. Its data lives in a
-// temporary directory with every write in the append-only file, so a
-// restart after kill -9 finds what was acknowledged.
-type privateRedis struct {
-	t    *testing.T
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	r := &privateRedis{t: t, dir: t.TempDir(), addr: addr}
-	r.start()
-	t.Cleanup(func() {
-		if r.cmd != nil {
-			r.kill(syscall.SIGKILL)
-		}
-	})
-	return r
-}
-
-// start runs redis-server on the same port and data directory and waits
-// until it answers.
-func (r *privateRedis) start() {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: r.addr, DialerRetries: 1, MaxRetries: -1})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		err := c.Ping(context.Background()).Err()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("private redis never answered: %v", err)
-		}
-	}
-}
-
-// kill sends sig to the server and reaps it.
-func (r *privateRedis) kill(sig syscall.Signal) {
-	_ = r.cmd.Process.Signal(syscall.SIGCONT) // a paused server must run to die
-	_ = r.cmd.Process.Signal(sig)
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
-func (r *privateRedis) signal(sig syscall.Signal) {
-	if err := r.cmd.Process.Signal(sig); err != nil {
-		r.t.Fatal(err)
-	}
+// killed and paused without touching the shared stack; every write is in
+// its append-only file, so a restart after kill -9 finds what was
+// acknowledged.
+func privateRedis(t *testing.T) *testenv.RedisServer {
+	return testenv.StartRedis(t, "--appendfsync", "always")
 }
 
 // startOnPrivateRedis runs an instance whose Redis node 1 is r; the breaker
 // stays open for open, long enough to time answers while it is.
-func startOnPrivateRedis(t *testing.T, r *privateRedis, open time.Duration) *stack {
+func startOnPrivateRedis(t *testing.T, r *testenv.RedisServer, open time.Duration) *stack {
 	return start(t, func(c *config.Config) {
 		// A new slice: the prefix cleanup keeps the shared nodes' list.
-		c.RedisAddrs = append([]string{r.addr}, c.RedisAddrs[1:]...)
+		c.RedisAddrs = append([]string{r.Addr}, c.RedisAddrs[1:]...)
 		c.BreakerOpen = open
 		c.UserRate, c.UserBurst = 1000, 1000
 	})
@@ -198,13 +139,13 @@ func redisBuyer(i int) string { return fmt.Sprint("redis-buyer-", i) }
 // within 100 ms once the breaker is open, /readyz names the open breaker,
 // nothing is held, and orders succeed again once Redis is back.
 func TestRedisKilledFailsFast(t *testing.T) {
-	rd := startPrivateRedis(t)
+	rd := privateRedis(t)
 	s := startOnPrivateRedis(t, rd, 3*time.Second)
 	sale := s.createSale(100, 5)
 	if r := s.order("before", "k", sale, 1); r.Status != http.StatusCreated {
 		t.Fatalf("order before the kill: %d %s", r.Status, r.Body)
 	}
-	rd.kill(syscall.SIGKILL)
+	rd.Kill()
 	refuseUntilOpen(t, s, sale, "redis", time.Second, redisBuyer)
 	wantFastWhileOpen(t, s, sale, "redis", redisBuyer)
 	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
@@ -212,7 +153,7 @@ func TestRedisKilledFailsFast(t *testing.T) {
 	if n := testenv.Scrape(t, debug.URL+"/metrics")[`flashsale_stock_seconds_count{op="reserve",outcome="unavailable"}`]; n < 20 {
 		t.Errorf("%v reservations counted unavailable; want the breaker's refusals among them", n)
 	}
-	rd.start() // from its append-only file
+	rd.Start() // from its append-only file
 	if remaining, res := held(t, s, sale); remaining != 99 || res != 1 {
 		t.Fatalf("after the outage: %d units left, %d reservations; want 99 and the one order's", remaining, res)
 	}
@@ -225,13 +166,13 @@ func TestRedisKilledFailsFast(t *testing.T) {
 // opened can be held (their outcome is unknown; the reconciler settles
 // them), and orders succeed again after SIGCONT.
 func TestRedisPausedFailsFast(t *testing.T) {
-	rd := startPrivateRedis(t)
+	rd := privateRedis(t)
 	s := startOnPrivateRedis(t, rd, 3*time.Second)
 	sale := s.createSale(100, 5)
-	rd.signal(syscall.SIGSTOP)
+	rd.Signal(syscall.SIGSTOP)
 	sent := refuseUntilOpen(t, s, sale, "redis", 3*time.Second, redisBuyer)
 	wantFastWhileOpen(t, s, sale, "redis", redisBuyer)
-	rd.signal(syscall.SIGCONT)
+	rd.Signal(syscall.SIGCONT)
 	if remaining, res := held(t, s, sale); res > sent || remaining != 100-res {
 		t.Fatalf("after the pause: %d units left, %d reservations; want at most the %d sent before the breaker opened",
 			remaining, res, sent)
