@@ -71,6 +71,7 @@ fresh_run() {
   # under the same sale ids would be taken for this run's.
   export FLASHSALE_REDIS_PREFIX=flashbench
   wipe_redis flashbench
+  WIPE_AT_EXIT+=(flashbench)
   export FLASHSALE_KAFKA_TOPIC="flashbench.$run.orders"
   export FLASHSALE_DEAD_LETTER_TOPIC="flashbench.$run.orders.dlq"
   export FLASHSALE_CONSUMER_GROUP_PREFIX="flashbench-$run"
@@ -109,6 +110,7 @@ start_off_service() {
   local urls
   urls="$(fresh_dbs flashbench_off "$ORIG_DATABASE_URLS")"
   wipe_redis flashbench-off
+  WIPE_AT_EXIT+=(flashbench-off)
   FLASHSALE_DATABASE_URLS="$urls" bin/flashsale migrate up
   say "starting flashsale serve with relay and consumers off on 127.0.0.1:$OFF_PORT (log $OUT/serve-off.log)"
   FLASHSALE_DATABASE_URLS="$urls" FLASHSALE_REDIS_PREFIX=flashbench-off \
@@ -148,7 +150,17 @@ stop_started() {
     kill -KILL "$pid" 2>/dev/null || true
   done
 }
-trap stop_started EXIT
+# A fresh run's Redis keys go when it ends, once the services are stopped:
+# its buyers' idempotency keys live for a day, and millions of them would
+# make every later SCAN of the node (the tests' cleanup of their own prefix,
+# the next run's wipe) walk them all.
+WIPE_AT_EXIT=()
+cleanup() {
+  stop_started
+  local p
+  for p in "${WIPE_AT_EXIT[@]}"; do wipe_redis "$p"; done
+}
+trap cleanup EXIT
 
 SERVICE_PID=""
 DEBUG_URL=""
