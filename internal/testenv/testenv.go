@@ -212,14 +212,30 @@ func RedisPrefix(t testing.TB, addrs []string) string {
 		ctx := context.Background()
 		for _, a := range addrs {
 			c := redis.NewClient(&redis.Options{Addr: a})
-			iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				c.Del(ctx, iter.Val())
-			}
+			unlinkPrefix(ctx, c, prefix)
 			_ = c.Close()
 		}
 	})
 	return prefix
+}
+
+// unlinkPrefix unlinks the keys under prefix a page of the scan at a time:
+// one round trip per key made a node holding a few million keys (after
+// make bench) a matter of seconds per test.
+func unlinkPrefix(ctx context.Context, c *redis.Client, prefix string) {
+	var cursor uint64
+	for {
+		keys, next, err := c.Scan(ctx, cursor, prefix+"*", 10000).Result()
+		if err != nil {
+			return
+		}
+		if len(keys) > 0 {
+			c.Unlink(ctx, keys...)
+		}
+		if cursor = next; cursor == 0 {
+			return
+		}
+	}
 }
 
 // Redis returns a client to node i (0-based), closed after the test.
