@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +16,7 @@ import (
 	"flashsale/config"
 	"flashsale/dbschema"
 	"flashsale/internal/batch"
+	"flashsale/order/orderpg"
 	"flashsale/shard"
 )
 
@@ -40,22 +41,24 @@ type newOrder struct {
 
 // groupCommit commits orders the way the service's order store does: per
 // database, the shared group commit (internal/batch) with workers
-// transactions in flight, each batch one pipeline holding one
-// sql/order_create.sql statement per shard and taking its units from the
-// worker's allotment slot; one Sync makes it one implicit transaction.
+// transactions in flight, each batch one sql/order_create.sql statement
+// (orderpg.CreateSQL: its shard's own when the batch has one shard, the
+// database's otherwise) taking its units from the worker's allotment slot.
 type groupCommit struct {
 	pools    []*pgxpool.Pool
 	m        shard.Map
-	create   []string // order_create.sql by shard, schema substituted
+	one      []string // by shard
+	all      []string // by database
 	batchers []*batch.Batcher[newOrder, bool]
 }
 
 func newGroupCommit(pools []*pgxpool.Pool, m shard.Map, maxBatch, workers int) *groupCommit {
 	g := &groupCommit{pools: pools, m: m}
 	for i := range m.Shards() {
-		g.create = append(g.create, strings.ReplaceAll(flashsale.SQL.OrderCreate, "__shard__", shard.ID(i).Schema()))
+		g.one = append(g.one, orderpg.CreateSQL([]shard.ID{shard.ID(i)}))
 	}
-	for _, p := range pools {
+	for db, p := range pools {
+		g.all = append(g.all, orderpg.CreateSQL(m.OnDatabase(db)))
 		slots := make(chan int, workers)
 		for w := range workers {
 			slots <- w % allotSlots
@@ -63,7 +66,7 @@ func newGroupCommit(pools []*pgxpool.Pool, m shard.Map, maxBatch, workers int) *
 		flush := func(ctx context.Context, orders []newOrder, out []batch.Result[bool]) {
 			slot := <-slots
 			defer func() { slots <- slot }()
-			g.commit(ctx, p, orders, out, slot)
+			g.commit(ctx, p, g.all[db], orders, out, slot)
 		}
 		g.batchers = append(g.batchers, batch.New(flush, max(1, maxBatch), max(1, workers)))
 	}
@@ -103,60 +106,59 @@ func (g *groupCommit) allot(ctx context.Context, sale, units int64) error {
 }
 
 // commit runs one batch of one database in slot.
-func (g *groupCommit) commit(ctx context.Context, p *pgxpool.Pool, orders []newOrder, out []batch.Result[bool], slot int) {
+func (g *groupCommit) commit(ctx context.Context, p *pgxpool.Pool, all string, orders []newOrder, out []batch.Result[bool], slot int) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	byShard := map[shard.ID][]int{}
+	q := all
+	if sh := orders[0].shard; !slices.ContainsFunc(orders, func(o newOrder) bool { return o.shard != sh }) {
+		q = g.one[sh]
+	}
 	var pb pgx.Batch
-	var shards []shard.ID
-	for i, o := range orders {
-		if _, ok := byShard[o.shard]; !ok {
-			shards = append(shards, o.shard)
-		}
-		byShard[o.shard] = append(byShard[o.shard], i)
-	}
-	for _, sh := range shards {
-		pb.Queue(g.create[sh], append(orderArgs(orders, byShard[sh]), int16(slot))...)
-	}
-	err := readCreated(p.SendBatch(ctx, &pb), orders, shards, byShard, out)
+	pb.Queue(q, append(orderArgs(orders), int16(slot), orderShards(orders))...)
+	err := readCreated(p.SendBatch(ctx, &pb), orders, out)
 	for i := range out {
 		out[i].Err = err
 	}
 }
 
-// orderArgs are order_create.sql's column arrays for the orders at idx.
-func orderArgs(orders []newOrder, idx []int) []any {
-	n := len(idx)
+// orderArgs are order_create.sql's column arrays.
+func orderArgs(orders []newOrder) []any {
+	n := len(orders)
 	sales, qtys, amounts, windows := make([]int64, n), make([]int32, n), make([]int64, n), make([]int64, n)
 	users, keys, currencies := make([]string, n), make([]string, n), make([]string, n)
 	hashes, deadlines := make([][]byte, n), make([]time.Time, n)
-	for j, i := range idx {
-		o := orders[i]
-		sales[j], users[j], keys[j], hashes[j] = o.sale, o.buyer, o.key, o.hash
-		qtys[j], amounts[j], currencies[j] = o.qty, o.price*int64(o.qty), o.currency
-		windows[j], deadlines[j] = o.window.Microseconds(), o.deadline
+	for i, o := range orders {
+		sales[i], users[i], keys[i], hashes[i] = o.sale, o.buyer, o.key, o.hash
+		qtys[i], amounts[i], currencies[i] = o.qty, o.price*int64(o.qty), o.currency
+		windows[i], deadlines[i] = o.window.Microseconds(), o.deadline
 	}
 	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines}
 }
 
-// readCreated marks the orders the statements created; closing the
-// batch reads the pipeline's end: only then has the transaction committed.
-func readCreated(br pgx.BatchResults, orders []newOrder, shards []shard.ID, byShard map[shard.ID][]int, out []batch.Result[bool]) error {
-	for _, sh := range shards {
-		if err := readShard(br, orders, byShard[sh], out); err != nil {
-			_ = br.Close()
-			return err
-		}
+// orderShards is the statement's last array: each order's shard.
+func orderShards(orders []newOrder) []int32 {
+	s := make([]int32, len(orders))
+	for i, o := range orders {
+		s[i] = int32(o.shard)
+	}
+	return s
+}
+
+// readCreated marks the orders the statement created ("created" with the
+// order's buyer and key); closing the batch reads the pipeline's end: only
+// then has the transaction committed.
+func readCreated(br pgx.BatchResults, orders []newOrder, out []batch.Result[bool]) error {
+	if err := readRows(br, orders, out); err != nil {
+		_ = br.Close()
+		return err
 	}
 	return br.Close()
 }
 
-// readShard reads one statement's rows: "created" with the order's buyer
-// and key for each order it inserted.
-func readShard(br pgx.BatchResults, orders []newOrder, idx []int, out []batch.Result[bool]) error {
-	byKey := make(map[string]int, len(idx))
-	for _, i := range idx {
-		byKey[field(orders[i].buyer, orders[i].key)] = i
+func readRows(br pgx.BatchResults, orders []newOrder, out []batch.Result[bool]) error {
+	byKey := make(map[string]int, len(orders))
+	for i, o := range orders {
+		byKey[field(o.buyer, o.key)] = i
 	}
 	rows, err := br.Query()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,12 +44,14 @@ const (
 
 // committer is the group commit of one database (internal/batch): each
 // worker takes every order queued while its previous transaction was
-// committing and commits them as one pipelined batch (one round trip, one
-// implicit transaction, one fsync) holding one multi-row statement per
-// shard.
+// committing and commits them with one statement (one round trip, one
+// implicit transaction, one fsync) over the shards they belong to.
 type committer struct {
-	pool     *pgxpool.Pool
-	create   func(shard.ID) string
+	pool *pgxpool.Pool
+	// one is sql/order_create.sql for one shard, all for every shard of
+	// the database (CreateSQL).
+	one      func(shard.ID) string
+	all      string
 	onCommit func(shard.ID)
 	// slots hands each transaction in flight an allotment slot of its
 	// own, so that concurrent commits lock different allotment rows.
@@ -61,8 +64,8 @@ type committer struct {
 
 // newCommitter returns the group commit of one database, whose workers
 // transactions take the allotment slots from first on (modulo AllotSlots).
-func newCommitter(pool *pgxpool.Pool, create func(shard.ID) string, onCommit func(shard.ID), workers, first int) *committer {
-	c := &committer{pool: pool, create: create, onCommit: onCommit, slots: make(chan int, workers)}
+func newCommitter(pool *pgxpool.Pool, one func(shard.ID) string, all string, onCommit func(shard.ID), workers, first int) *committer {
+	c := &committer{pool: pool, one: one, all: all, onCommit: onCommit, slots: make(chan int, workers)}
 	for w := range workers {
 		c.slots <- (first + w) % AllotSlots
 	}
@@ -188,87 +191,73 @@ func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.
 	}
 }
 
-// exec commits the batch: the orders of each shard go into one statement,
-// all statements into one pipeline ended by one Sync, which PostgreSQL runs
-// as one implicit transaction.
+// exec commits the batch with one statement, sent as a pipeline ended by
+// one Sync, which PostgreSQL runs as one implicit transaction.
 func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]result, error) {
-	groups := groupByShard(orders)
+	shards := shardsOf(orders)
 	var pb pgx.Batch
-	for _, g := range groups {
-		pb.Queue(b.create(g.shard), append(g.args(), int16(slot))...)
-	}
+	pb.Queue(createFor(shards, b.one, b.all), createArgs(orders, slot)...)
 	br := b.pool.SendBatch(ctx, &pb)
-	results := make([]result, len(orders))
-	for _, g := range groups {
-		if err := g.read(br, results, slot); err != nil {
-			_ = br.Close()
-			return nil, fmt.Errorf("orderpg: commit batch: %w", err)
-		}
+	results, err := readCreated(br, orders, slot)
+	if err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("orderpg: commit batch: %w", err)
 	}
 	// Close reads the pipeline's final ReadyForQuery: only now has the
 	// implicit transaction committed, and only now may anyone hear "201".
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("orderpg: commit batch: %w", err)
 	}
-	for _, g := range groups {
-		if g.created { // a shard whose orders were all refused has no new outbox row
-			b.onCommit(g.shard)
+	created := map[shard.ID]bool{} // a shard whose orders were all refused has no new outbox row
+	for i, r := range results {
+		if r.outcome == outcomeCreated && !created[orders[i].shard] {
+			created[orders[i].shard] = true
+			b.onCommit(orders[i].shard)
 		}
 	}
 	return results, nil
 }
 
-// group is the orders of one shard in a batch, by their index in it.
-type group struct {
-	shard   shard.ID
-	idx     []int
-	batch   []pending
-	created bool // some order of the group was created, with its outbox row
-}
-
-func groupByShard(orders []pending) []*group {
-	var groups []*group
-	byShard := map[shard.ID]*group{}
-	for i, p := range orders {
-		g, ok := byShard[p.shard]
-		if !ok {
-			g = &group{shard: p.shard, batch: orders}
-			byShard[p.shard] = g
-			groups = append(groups, g)
+// shardsOf is the distinct shards of orders.
+func shardsOf(orders []pending) []shard.ID {
+	var shards []shard.ID
+	for _, p := range orders {
+		if !slices.Contains(shards, p.shard) {
+			shards = append(shards, p.shard)
 		}
-		g.idx = append(g.idx, i)
 	}
-	return groups
+	return shards
 }
 
-// args are the statement's column arrays.
-func (g *group) args() []any {
-	n := len(g.idx)
+// createArgs are the statement's column arrays, the allotment slot and
+// each order's shard.
+func createArgs(orders []pending, slot int) []any {
+	n := len(orders)
 	sales, qtys, amounts, windows := make([]int64, n), make([]int32, n), make([]int64, n), make([]int64, n)
 	users, keys, currencies := make([]string, n), make([]string, n), make([]string, n)
-	hashes, deadlines := make([][]byte, n), make([]time.Time, n)
-	for j, i := range g.idx {
-		o := g.batch[i].o
-		sales[j], users[j], keys[j], hashes[j] = o.Sale.ID.Int64(), o.Buyer.String(), o.Key.String(), o.RequestHash
-		qtys[j], amounts[j], currencies[j] = int32(o.Qty), o.Sale.PriceCents*int64(o.Qty), o.Sale.Currency
-		windows[j], deadlines[j] = o.Window.Microseconds(), o.Deadline
+	hashes, deadlines, shards := make([][]byte, n), make([]time.Time, n), make([]int32, n)
+	for i, p := range orders {
+		o := p.o
+		sales[i], users[i], keys[i], hashes[i] = o.Sale.ID.Int64(), o.Buyer.String(), o.Key.String(), o.RequestHash
+		qtys[i], amounts[i], currencies[i] = int32(o.Qty), o.Sale.PriceCents*int64(o.Qty), o.Sale.Currency
+		windows[i], deadlines[i], shards[i] = o.Window.Microseconds(), o.Deadline, int32(p.shard)
 	}
-	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines}
+	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines, int16(slot), shards}
 }
 
-// read matches the statement's rows to the group's orders by (buyer,
-// key): a row says an order was created or refused; an order with no row
-// was a duplicate of one that exists.
-func (g *group) read(br pgx.BatchResults, results []result, slot int) error {
-	byKey := make(map[string]int, len(g.idx))
-	for _, i := range g.idx {
-		o := g.batch[i].o
-		byKey[o.Buyer.String()+"\x00"+o.Key.String()] = i
+// readCreated matches the statement's rows to the orders by (buyer, key):
+// a row says an order was created or refused; an order with no row was a
+// duplicate of one that exists.
+func readCreated(br pgx.BatchResults, orders []pending, slot int) ([]result, error) {
+	results := make([]result, len(orders))
+	byKey := make(map[string]int, len(orders))
+	for i, p := range orders {
+		byKey[p.o.Buyer.String()+"\x00"+p.o.Key.String()] = i
 		results[i] = result{outcome: outcomeDuplicate, slot: slot}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -277,20 +266,19 @@ func (g *group) read(br pgx.BatchResults, results []result, slot int) error {
 		var created, expires *time.Time
 		r := result{slot: slot}
 		if err := rows.Scan(&r.outcome, &id, &buyer, &key, &created, &expires); err != nil {
-			return err
+			return nil, err
 		}
 		i, ok := byKey[buyer+"\x00"+key]
 		if !ok {
-			return fmt.Errorf("row for an order not in the batch (%s)", buyer)
+			return nil, fmt.Errorf("row for an order not in the batch (%s)", buyer)
 		}
 		if r.outcome == outcomeCreated {
-			g.created = true
 			if r.id, err = order.NewID(*id); err != nil {
-				return err
+				return nil, err
 			}
 			r.createdAt, r.expiresAt = created.UTC(), expires.UTC()
 		}
 		results[i] = r
 	}
-	return rows.Err()
+	return results, rows.Err()
 }
