@@ -113,7 +113,7 @@ func (a *App) wire(m shard.Map) {
 	a.metrics.Relay(a.relay.Stats())
 	waker := outbox.NewWaker(a.relay, a.lockNodes[0], cfg.RedisPrefix, a.log)
 	a.waker = waker
-	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: 2,
+	a.store = orderpg.New(a.pools, m, orderpg.Options{MaxBatch: cfg.CommitBatch, Workers: cfg.CommitWorkers,
 		OnCommit: func(s shard.ID) { waker.Committed(int(s)) }, Log: a.log})
 	a.soldOut = invredis.NewSoldOut(stock, a.store, a.log)
 	a.sales = inventory.NewService(saleStore, stock, a.soldOut, invredis.Locker{L: locker}, a.store, a.store, cfg.ReservationGrace, a.log)

@@ -182,15 +182,15 @@ func readRows(br pgx.BatchResults, orders []newOrder, out []batch.Result[bool]) 
 }
 
 // insertCeiling commits orders with their outbox rows through the order
-// store's statement and group commit alone (the service's batch size, 2
+// store's statement and group commit alone (the service's batch size and
 // workers per database and pool size) on scratch databases of the same
 // PostgreSQL server, laid out and migrated like the service's: the
 // ceiling's tens of thousands of orders then reach neither the service's
 // relay nor Kafka nor the consumers. The scratch databases are dropped
 // afterwards.
 func insertCeiling(ctx context.Context, cfg *config.Config, vus int, dur time.Duration, watch []Watched) Phase {
-	what := fmt.Sprintf("sql/order_create.sql (order + outbox row, group commit of up to %d, 2 workers per database, as orderpg.Store.Create) on %d scratch databases of the same server, %d shards",
-		cfg.CommitBatch, len(cfg.DatabaseURLs), cfg.Shards)
+	what := fmt.Sprintf("sql/order_create.sql (order + outbox row, group commit of up to %d, %d workers per database, as orderpg.Store.Create) on %d scratch databases of the same server, %d shards",
+		cfg.CommitBatch, cfg.CommitWorkers, len(cfg.DatabaseURLs), cfg.Shards)
 	fail := func(err error) Phase { return Phase{Name: "insert", What: what, Error: err.Error()} }
 	m, err := shard.NewMap(cfg.Shards, len(cfg.DatabaseURLs))
 	if err != nil {
@@ -209,7 +209,7 @@ func insertCeiling(ctx context.Context, cfg *config.Config, vus int, dur time.Du
 	if err != nil {
 		return fail(err)
 	}
-	store := newGroupCommit(pools, m, cfg.CommitBatch, 2)
+	store := newGroupCommit(pools, m, cfg.CommitBatch, cfg.CommitWorkers)
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { store.Run(sctx); close(done) }()
