@@ -142,7 +142,7 @@ var settings = []setting{
 	{"max-in-flight", "2048", "orders in flight per instance before new ones are shed with 503", false, setInt(func(c *Config) *int { return &c.MaxInFlight })},
 	{"reserve-batch", "64", "most reservations sent to Redis in one round trip (1: one round trip per order; docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.ReserveBatch })},
 	{"commit-batch", "256", "most orders committed together in one PostgreSQL transaction (chosen by sweep, docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.CommitBatch })},
-	{"commit-workers", "2", "group commit transactions in flight per database: fewer make bigger transactions, more overlap their commits", false, setInt(func(c *Config) *int { return &c.CommitWorkers })},
+	{"commit-workers", "1", "group commit transactions in flight per database: fewer make bigger transactions, more overlap their commits (chosen by sweep, docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.CommitWorkers })},
 	{"commit-deadline", "10s", "an order whose reservation is older than this is not committed (the reconciler may already have returned its stock)", false, setDuration(func(c *Config) *time.Duration { return &c.CommitDeadline })},
 	{"reservation-grace", "30s", "age after which the reconciler returns a reservation that has no order; must exceed commit-deadline", false, setDuration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
 	{"reconcile-interval", "30s", "how often every sale is reconciled (0 disables the periodic run)", false, setDuration(func(c *Config) *time.Duration { return &c.ReconcileInterval })},
