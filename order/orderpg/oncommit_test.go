@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"flashsale/internal/testenv"
-	"flashsale/inventory"
-	"flashsale/inventory/invpg"
 	"flashsale/order"
 	"flashsale/order/orderpg"
 	"flashsale/shard"
@@ -35,15 +33,7 @@ func TestOnCommitIsToldOncePerTransactionAndShard(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- store.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	now := time.Now().UTC()
-	sale, err := invpg.NewSaleStore(pools[0]).Create(ctx, inventory.NewSale{SKU: "C", Title: "Committed", PriceCents: 100,
-		Currency: "EUR", Stock: buyers, PerUserLimit: 1, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Allot(ctx, sale.ID, buyers); err != nil {
-		t.Fatal(err)
-	}
+	sale := burstSale(t, ctx, store, pools[0], buyers)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range buyers {
