@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -41,24 +40,21 @@ type newOrder struct {
 
 // groupCommit commits orders the way the service's order store does: per
 // database, the shared group commit (internal/batch) with workers
-// transactions in flight, each batch one sql/order_create.sql statement
-// (orderpg.CreateSQL: its shard's own when the batch has one shard, the
-// database's otherwise) taking its units from the worker's allotment slot.
+// transactions in flight, each batch the sql/order_create.sql statements
+// orderpg plans for it (orderpg.Statements: one, unless the batch spans
+// more than one chunk of shards), taking units from the worker's allotment
+// slot; one Sync makes it one implicit transaction.
 type groupCommit struct {
 	pools    []*pgxpool.Pool
 	m        shard.Map
-	one      []string // by shard
-	all      []string // by database
+	creates  []*orderpg.Statements // by database
 	batchers []*batch.Batcher[newOrder, bool]
 }
 
 func newGroupCommit(pools []*pgxpool.Pool, m shard.Map, maxBatch, workers int) *groupCommit {
 	g := &groupCommit{pools: pools, m: m}
-	for i := range m.Shards() {
-		g.one = append(g.one, orderpg.CreateSQL([]shard.ID{shard.ID(i)}))
-	}
 	for db, p := range pools {
-		g.all = append(g.all, orderpg.CreateSQL(m.OnDatabase(db)))
+		g.creates = append(g.creates, orderpg.NewStatements(m.OnDatabase(db)))
 		slots := make(chan int, workers)
 		for w := range workers {
 			slots <- w % allotSlots
@@ -66,7 +62,7 @@ func newGroupCommit(pools []*pgxpool.Pool, m shard.Map, maxBatch, workers int) *
 		flush := func(ctx context.Context, orders []newOrder, out []batch.Result[bool]) {
 			slot := <-slots
 			defer func() { slots <- slot }()
-			g.commit(ctx, p, g.all[db], orders, out, slot)
+			g.commit(ctx, p, g.creates[db], orders, out, slot)
 		}
 		g.batchers = append(g.batchers, batch.New(flush, max(1, maxBatch), max(1, workers)))
 	}
@@ -106,59 +102,59 @@ func (g *groupCommit) allot(ctx context.Context, sale, units int64) error {
 }
 
 // commit runs one batch of one database in slot.
-func (g *groupCommit) commit(ctx context.Context, p *pgxpool.Pool, all string, orders []newOrder, out []batch.Result[bool], slot int) {
+func (g *groupCommit) commit(ctx context.Context, p *pgxpool.Pool, creates *orderpg.Statements, orders []newOrder,
+	out []batch.Result[bool], slot int) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	q := all
-	if sh := orders[0].shard; !slices.ContainsFunc(orders, func(o newOrder) bool { return o.shard != sh }) {
-		q = g.one[sh]
+	shardOf := make([]shard.ID, len(orders))
+	for i, o := range orders {
+		shardOf[i] = o.shard
 	}
+	parts := creates.Plan(shardOf)
 	var pb pgx.Batch
-	pb.Queue(q, append(orderArgs(orders), int16(slot), orderShards(orders))...)
-	err := readCreated(p.SendBatch(ctx, &pb), orders, out)
+	for _, pt := range parts {
+		pb.Queue(pt.SQL, orderArgs(orders, pt.Idx, slot)...)
+	}
+	err := readCreated(p.SendBatch(ctx, &pb), orders, parts, out)
 	for i := range out {
 		out[i].Err = err
 	}
 }
 
-// orderArgs are order_create.sql's column arrays.
-func orderArgs(orders []newOrder) []any {
-	n := len(orders)
+// orderArgs are order_create.sql's arguments for the orders at idx: the
+// column arrays, the allotment slot and each order's shard.
+func orderArgs(orders []newOrder, idx []int, slot int) []any {
+	n := len(idx)
 	sales, qtys, amounts, windows := make([]int64, n), make([]int32, n), make([]int64, n), make([]int64, n)
 	users, keys, currencies := make([]string, n), make([]string, n), make([]string, n)
-	hashes, deadlines := make([][]byte, n), make([]time.Time, n)
-	for i, o := range orders {
-		sales[i], users[i], keys[i], hashes[i] = o.sale, o.buyer, o.key, o.hash
-		qtys[i], amounts[i], currencies[i] = o.qty, o.price*int64(o.qty), o.currency
-		windows[i], deadlines[i] = o.window.Microseconds(), o.deadline
+	hashes, deadlines, shards := make([][]byte, n), make([]time.Time, n), make([]int32, n)
+	for j, i := range idx {
+		o := orders[i]
+		sales[j], users[j], keys[j], hashes[j] = o.sale, o.buyer, o.key, o.hash
+		qtys[j], amounts[j], currencies[j] = o.qty, o.price*int64(o.qty), o.currency
+		windows[j], deadlines[j], shards[j] = o.window.Microseconds(), o.deadline, int32(o.shard)
 	}
-	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines}
+	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines, int16(slot), shards}
 }
 
-// orderShards is the statement's last array: each order's shard.
-func orderShards(orders []newOrder) []int32 {
-	s := make([]int32, len(orders))
-	for i, o := range orders {
-		s[i] = int32(o.shard)
-	}
-	return s
-}
-
-// readCreated marks the orders the statement created ("created" with the
-// order's buyer and key); closing the batch reads the pipeline's end: only
-// then has the transaction committed.
-func readCreated(br pgx.BatchResults, orders []newOrder, out []batch.Result[bool]) error {
-	if err := readRows(br, orders, out); err != nil {
-		_ = br.Close()
-		return err
+// readCreated marks the orders the statements created; closing the
+// batch reads the pipeline's end: only then has the transaction committed.
+func readCreated(br pgx.BatchResults, orders []newOrder, parts []orderpg.Part, out []batch.Result[bool]) error {
+	for _, pt := range parts {
+		if err := readPart(br, orders, pt.Idx, out); err != nil {
+			_ = br.Close()
+			return err
+		}
 	}
 	return br.Close()
 }
 
-func readRows(br pgx.BatchResults, orders []newOrder, out []batch.Result[bool]) error {
-	byKey := make(map[string]int, len(orders))
-	for i, o := range orders {
-		byKey[field(o.buyer, o.key)] = i
+// readPart reads one statement's rows: "created" with the order's buyer
+// and key for each order it inserted.
+func readPart(br pgx.BatchResults, orders []newOrder, idx []int, out []batch.Result[bool]) error {
+	byKey := make(map[string]int, len(idx))
+	for _, i := range idx {
+		byKey[field(orders[i].buyer, orders[i].key)] = i
 	}
 	rows, err := br.Query()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,11 +46,8 @@ const (
 // committing and commits them with one statement (one round trip, one
 // implicit transaction, one fsync) over the shards they belong to.
 type committer struct {
-	pool *pgxpool.Pool
-	// one is sql/order_create.sql for one shard, all for every shard of
-	// the database (CreateSQL).
-	one      func(shard.ID) string
-	all      string
+	pool     *pgxpool.Pool
+	creates  *Statements
 	onCommit func(shard.ID)
 	// slots hands each transaction in flight an allotment slot of its
 	// own, so that concurrent commits lock different allotment rows.
@@ -64,8 +60,8 @@ type committer struct {
 
 // newCommitter returns the group commit of one database, whose workers
 // transactions take the allotment slots from first on (modulo AllotSlots).
-func newCommitter(pool *pgxpool.Pool, one func(shard.ID) string, all string, onCommit func(shard.ID), workers, first int) *committer {
-	c := &committer{pool: pool, one: one, all: all, onCommit: onCommit, slots: make(chan int, workers)}
+func newCommitter(pool *pgxpool.Pool, creates *Statements, onCommit func(shard.ID), workers, first int) *committer {
+	c := &committer{pool: pool, creates: creates, onCommit: onCommit, slots: make(chan int, workers)}
 	for w := range workers {
 		c.slots <- (first + w) % AllotSlots
 	}
@@ -191,17 +187,26 @@ func (b *committer) commitIn(ctx context.Context, orders []pending, out []batch.
 	}
 }
 
-// exec commits the batch with one statement, sent as a pipeline ended by
-// one Sync, which PostgreSQL runs as one implicit transaction.
+// exec commits the batch with one statement per chunk of shards it
+// touches (one, mostly), all in one pipeline ended by one Sync, which
+// PostgreSQL runs as one implicit transaction.
 func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]result, error) {
-	shards := shardsOf(orders)
+	shardOf := make([]shard.ID, len(orders))
+	for i, o := range orders {
+		shardOf[i] = o.shard
+	}
+	parts := b.creates.Plan(shardOf)
 	var pb pgx.Batch
-	pb.Queue(createFor(shards, b.one, b.all), createArgs(orders, slot)...)
+	for _, p := range parts {
+		pb.Queue(p.SQL, createArgs(orders, p.Idx, slot)...)
+	}
 	br := b.pool.SendBatch(ctx, &pb)
-	results, err := readCreated(br, orders, slot)
-	if err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("orderpg: commit batch: %w", err)
+	results := make([]result, len(orders))
+	for _, p := range parts {
+		if err := readCreated(br, orders, p.Idx, results, slot); err != nil {
+			_ = br.Close()
+			return nil, fmt.Errorf("orderpg: commit batch: %w", err)
+		}
 	}
 	// Close reads the pipeline's final ReadyForQuery: only now has the
 	// implicit transaction committed, and only now may anyone hear "201".
@@ -218,46 +223,35 @@ func (b *committer) exec(ctx context.Context, orders []pending, slot int) ([]res
 	return results, nil
 }
 
-// shardsOf is the distinct shards of orders.
-func shardsOf(orders []pending) []shard.ID {
-	var shards []shard.ID
-	for _, p := range orders {
-		if !slices.Contains(shards, p.shard) {
-			shards = append(shards, p.shard)
-		}
-	}
-	return shards
-}
-
-// createArgs are the statement's column arrays, the allotment slot and
-// each order's shard.
-func createArgs(orders []pending, slot int) []any {
-	n := len(orders)
+// createArgs are the statement's column arrays for the orders at idx, the
+// allotment slot and each order's shard.
+func createArgs(orders []pending, idx []int, slot int) []any {
+	n := len(idx)
 	sales, qtys, amounts, windows := make([]int64, n), make([]int32, n), make([]int64, n), make([]int64, n)
 	users, keys, currencies := make([]string, n), make([]string, n), make([]string, n)
 	hashes, deadlines, shards := make([][]byte, n), make([]time.Time, n), make([]int32, n)
-	for i, p := range orders {
-		o := p.o
-		sales[i], users[i], keys[i], hashes[i] = o.Sale.ID.Int64(), o.Buyer.String(), o.Key.String(), o.RequestHash
-		qtys[i], amounts[i], currencies[i] = int32(o.Qty), o.Sale.PriceCents*int64(o.Qty), o.Sale.Currency
-		windows[i], deadlines[i], shards[i] = o.Window.Microseconds(), o.Deadline, int32(p.shard)
+	for j, i := range idx {
+		o := orders[i].o
+		sales[j], users[j], keys[j], hashes[j] = o.Sale.ID.Int64(), o.Buyer.String(), o.Key.String(), o.RequestHash
+		qtys[j], amounts[j], currencies[j] = int32(o.Qty), o.Sale.PriceCents*int64(o.Qty), o.Sale.Currency
+		windows[j], deadlines[j], shards[j] = o.Window.Microseconds(), o.Deadline, int32(orders[i].shard)
 	}
 	return []any{sales, users, keys, hashes, qtys, amounts, currencies, windows, deadlines, int16(slot), shards}
 }
 
-// readCreated matches the statement's rows to the orders by (buyer, key):
-// a row says an order was created or refused; an order with no row was a
-// duplicate of one that exists.
-func readCreated(br pgx.BatchResults, orders []pending, slot int) ([]result, error) {
-	results := make([]result, len(orders))
-	byKey := make(map[string]int, len(orders))
-	for i, p := range orders {
-		byKey[p.o.Buyer.String()+"\x00"+p.o.Key.String()] = i
+// readCreated matches one statement's rows to its orders (at idx) by
+// (buyer, key): a row says an order was created or refused; an order with
+// no row was a duplicate of one that exists.
+func readCreated(br pgx.BatchResults, orders []pending, idx []int, results []result, slot int) error {
+	byKey := make(map[string]int, len(idx))
+	for _, i := range idx {
+		o := orders[i].o
+		byKey[o.Buyer.String()+"\x00"+o.Key.String()] = i
 		results[i] = result{outcome: outcomeDuplicate, slot: slot}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -266,19 +260,19 @@ func readCreated(br pgx.BatchResults, orders []pending, slot int) ([]result, err
 		var created, expires *time.Time
 		r := result{slot: slot}
 		if err := rows.Scan(&r.outcome, &id, &buyer, &key, &created, &expires); err != nil {
-			return nil, err
+			return err
 		}
 		i, ok := byKey[buyer+"\x00"+key]
 		if !ok {
-			return nil, fmt.Errorf("row for an order not in the batch (%s)", buyer)
+			return fmt.Errorf("row for an order not in the batch (%s)", buyer)
 		}
 		if r.outcome == outcomeCreated {
 			if r.id, err = order.NewID(*id); err != nil {
-				return nil, err
+				return err
 			}
 			r.createdAt, r.expiresAt = created.UTC(), expires.UTC()
 		}
 		results[i] = r
 	}
-	return results, rows.Err()
+	return rows.Err()
 }

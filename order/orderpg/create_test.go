@@ -196,3 +196,42 @@ func (b *batchSizes) most() int {
 	defer b.mu.Unlock()
 	return b.largest
 }
+
+// TestPlanKeepsAStatementsShardsWithinAChunk: a batch over a database of
+// 40 shards is one statement per chunk of 16 it touches, a shard alone in
+// its chunk gets its own statement, and every order is in exactly one.
+func TestPlanKeepsAStatementsShardsWithinAChunk(t *testing.T) {
+	shards := make([]shard.ID, 40)
+	for i := range shards {
+		shards[i] = shard.ID(2 * i) // database 0 of two
+	}
+	s := orderpg.NewStatements(shards)
+	batch := []shard.ID{0, 2, 40, 2, 78, 30}
+	parts := s.Plan(batch)
+	if len(parts) != 3 {
+		t.Fatalf("%d statements for shards %v; want 3 (chunks 0-30, 32-62, 64-78)", len(parts), batch)
+	}
+	seen := map[int]bool{}
+	for _, p := range parts {
+		for _, i := range p.Idx {
+			if seen[i] {
+				t.Errorf("order %d in two statements", i)
+			}
+			seen[i] = true
+			if !strings.Contains(p.SQL, batch[i].Schema()+".orders") {
+				t.Errorf("order %d of %s is sent to a statement without its shard", i, batch[i].Schema())
+			}
+		}
+	}
+	if len(seen) != len(batch) {
+		t.Errorf("%d of %d orders planned", len(seen), len(batch))
+	}
+	if got := strings.Count(parts[0].SQL, ".orders\n"); got != 16 {
+		t.Errorf("the first chunk's statement writes %d shards; want 16", got)
+	}
+	for _, p := range parts[1:] {
+		if got := strings.Count(p.SQL, ".orders\n"); got != 1 {
+			t.Errorf("a chunk the batch touches at one shard gets a statement over %d shards; want its own", got)
+		}
+	}
+}

@@ -38,7 +38,7 @@ type Store struct {
 
 // queries are the statements of one shard, its schema substituted.
 type queries struct {
-	create, byKey, get, list    string
+	byKey, get, list            string
 	pay, cancel, expire, closed string
 	cancelOversold, keysExist   string
 	liveUnits                   string
@@ -61,17 +61,16 @@ func New(pools []*pgxpool.Pool, m shard.Map, opt Options) *Store {
 	for i := range m.Shards() {
 		schema := shard.ID(i).Schema()
 		sub := func(q string) string { return strings.ReplaceAll(q, "__shard__", schema) }
-		s.q[i] = queries{create: CreateSQL([]shard.ID{shard.ID(i)}), byKey: sub(flashsale.SQL.OrderByKey), get: sub(flashsale.SQL.OrderGet), list: sub(flashsale.SQL.OrderList),
+		s.q[i] = queries{byKey: sub(flashsale.SQL.OrderByKey), get: sub(flashsale.SQL.OrderGet), list: sub(flashsale.SQL.OrderList),
 			pay: sub(flashsale.SQL.OrderPay), cancel: sub(flashsale.SQL.OrderCancel), expire: sub(flashsale.SQL.OrderExpire), closed: sub(flashsale.SQL.OrderClosedRecent),
 			cancelOversold: sub(flashsale.SQL.OrderCancelOversold), keysExist: sub(flashsale.SQL.OrderKeysExist), liveUnits: sub(flashsale.SQL.OrderLiveUnits)}
 	}
-	one := func(sh shard.ID) string { return s.q[sh].create }
 	workers := max(1, opt.Workers)
 	// Instances start at different slots, so that two instances' commits
 	// mostly lock different allotment rows too.
 	first := mrand.IntN(AllotSlots)
 	for db, p := range pools {
-		c := newCommitter(p, one, CreateSQL(m.OnDatabase(db)), s.committed, workers, first)
+		c := newCommitter(p, NewStatements(m.OnDatabase(db)), s.committed, workers, first)
 		c.db, c.refill = db, s.refillUnits
 		s.commits = append(s.commits, c)
 		s.batchers = append(s.batchers, batch.New(c.commit, max(1, opt.MaxBatch), workers))
