@@ -71,7 +71,8 @@ procs() {
 rc=0
 for n in $COUNTS; do
   say "topology with $n instances"
-  eval "$(scripts/scale.sh up "$n")"
+  SCALE_ENV="$(scripts/scale.sh up "$n")" || die "the topology with $n instances did not come up"
+  eval "$SCALE_ENV"
   mapfile -t PROCS < <(procs)
   common=(--url "$FLASHSALE_SCALE_URL" --ledger-group "$FLASHSALE_CONSUMER_GROUP_PREFIX-inventory" "${PROCS[@]}"
     --note "topology=scripts/scale.sh up $n: HAProxy over $n serve, 2 PostgreSQL, Redis Cluster of 3 masters, 2 consume processes"

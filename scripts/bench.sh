@@ -56,7 +56,10 @@ T0=$SECONDS
 
 say "stack up"
 STACK="${BENCH_STACK:-scripts/stack.sh}"
-eval "$("$STACK" "${BENCH_STACK_CMD:-up}")"
+# The assignment, not eval, carries the stack's exit status: a stack that
+# did not come up must stop the run here, not at the first missing setting.
+STACK_ENV="$("$STACK" "${BENCH_STACK_CMD:-up}")" || die "the stack did not come up ($STACK ${BENCH_STACK_CMD:-up})"
+eval "$STACK_ENV"
 
 # fresh_run points the service at databases, topics and consumer groups of
 # this run alone. Earlier runs leave work behind on the dev databases (their

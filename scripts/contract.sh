@@ -110,7 +110,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 mkdir -p "$OUT"
 install_schemathesis
 say "stack up"
-eval "$("$STACK_SH" up)"
+STACK_ENV="$("$STACK_SH" up)" || die "the stack did not come up"
+eval "$STACK_ENV"
 say "build"
 go build -o bin/flashsale ./cmd/flashsale
 fresh_stores
