@@ -21,6 +21,11 @@ import (
 // EnvPrefix prefixes every environment variable flashsale reads.
 const EnvPrefix = "FLASHSALE_"
 
+// MaxCommitWorkers bounds commit-workers: each of a database's group
+// commit transactions in flight takes its units from an allotment slot of
+// its own, and a database has orderpg.AllotSlots of them.
+const MaxCommitWorkers = 4
+
 // Config is every setting of the flashsale binary.
 type Config struct {
 	HTTPAddr          string
@@ -142,7 +147,7 @@ var settings = []setting{
 	{"max-in-flight", "2048", "orders in flight per instance before new ones are shed with 503", false, setInt(func(c *Config) *int { return &c.MaxInFlight })},
 	{"reserve-batch", "64", "most reservations sent to Redis in one round trip (1: one round trip per order; docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.ReserveBatch })},
 	{"commit-batch", "256", "most orders committed together in one PostgreSQL transaction (chosen by sweep, docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.CommitBatch })},
-	{"commit-workers", "1", "group commit transactions in flight per database: fewer make bigger transactions, more overlap their commits (chosen by sweep, docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.CommitWorkers })},
+	{"commit-workers", "1", "group commit transactions in flight per database, 1-4: fewer make bigger transactions, more overlap their commits (chosen by sweep, docs/benchmarks.md)", false, setInt(func(c *Config) *int { return &c.CommitWorkers })},
 	{"commit-deadline", "10s", "an order whose reservation is older than this is not committed (the reconciler may already have returned its stock)", false, setDuration(func(c *Config) *time.Duration { return &c.CommitDeadline })},
 	{"reservation-grace", "30s", "age after which the reconciler returns a reservation that has no order; must exceed commit-deadline", false, setDuration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
 	{"reconcile-interval", "30s", "how often every sale is reconciled (0 disables the periodic run)", false, setDuration(func(c *Config) *time.Duration { return &c.ReconcileInterval })},
@@ -329,6 +334,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Shards < len(c.DatabaseURLs) {
 		bad("shards", "must be at least the number of databases")
+	}
+	if c.CommitWorkers > MaxCommitWorkers {
+		bad("commit-workers", fmt.Sprintf("must be at most %d, the allotment slots of a database", MaxCommitWorkers))
 	}
 	if len(c.RedisAddrs) == 0 {
 		bad("redis-addrs", "at least one Redis address is required")

@@ -68,6 +68,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{[]string{"--redis-timeout", "0s"}, "redis-timeout"},
 		{[]string{"--db-statement-timeout", "-1s"}, "db-statement-timeout"},
 		{[]string{"--breaker-spread", "-1ms"}, "breaker-spread"},
+		{[]string{"--commit-workers", "0"}, "commit-workers"},
+		{[]string{"--commit-workers", "5"}, "commit-workers"},
 	} {
 		_, err := load(t, tc.args, base)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

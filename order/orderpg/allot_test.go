@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"flashsale/config"
 	"flashsale/internal/testenv"
 	"flashsale/inventory"
 	"flashsale/inventory/invpg"
@@ -213,5 +214,13 @@ func TestEveryUnitSellsWhenBuyersMatchTheStock(t *testing.T) {
 		if allotted, sold := r.books(t); allotted != 100 || sold != 100 {
 			t.Fatalf("round %d: allotted %d, sold %d; want 100 and 100", round, allotted, sold)
 		}
+	}
+}
+
+// TestCommitWorkersAreBoundedByTheSlots: the setting's bound is the slot
+// count, so that no two transactions in flight on a database share a slot.
+func TestCommitWorkersAreBoundedByTheSlots(t *testing.T) {
+	if config.MaxCommitWorkers != orderpg.AllotSlots {
+		t.Errorf("commit-workers may be up to %d; a database has %d allotment slots", config.MaxCommitWorkers, orderpg.AllotSlots)
 	}
 }
