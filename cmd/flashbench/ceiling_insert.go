@@ -19,11 +19,6 @@ import (
 	"flashsale/shard"
 )
 
-// allotSlots is the number of allotments of a sale on each database
-// (orderpg): each transaction in flight on a database takes its units from
-// a slot of its own.
-const allotSlots = 4
-
 // newOrder is one order of the insert ceiling, as the order store sends it
 // to sql/order_create.sql.
 type newOrder struct {
@@ -57,7 +52,7 @@ func newGroupCommit(pools []*pgxpool.Pool, m shard.Map, maxBatch, workers int) *
 		g.creates = append(g.creates, orderpg.NewStatements(m.OnDatabase(db)))
 		slots := make(chan int, workers)
 		for w := range workers {
-			slots <- w % allotSlots
+			slots <- w % orderpg.AllotSlots
 		}
 		flush := func(ctx context.Context, orders []newOrder, out []batch.Result[bool]) {
 			slot := <-slots
@@ -92,7 +87,7 @@ func (g *groupCommit) Create(ctx context.Context, o newOrder) (bool, error) {
 func (g *groupCommit) allot(ctx context.Context, sale, units int64) error {
 	q := flashsale.SQL.AllotInit
 	for _, p := range g.pools {
-		for slot := range allotSlots {
+		for slot := range orderpg.AllotSlots {
 			if _, err := p.Exec(ctx, q, sale, slot, units, 0); err != nil {
 				return fmt.Errorf("allot: %w", err)
 			}
