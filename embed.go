@@ -37,7 +37,7 @@ type Queries struct {
 	OutboxFetch, OutboxMark, OutboxDelete, OutboxClaim, OutboxFence, OutboxPrune, OutboxRelease string
 	// Consumers: the inbox, the ledger and notifications.
 	InboxInsert, InboxInsertBatch, InboxPrune                   string
-	LedgerApply, LedgerApplyBatch, LedgerPosition, LedgerExcess string
+	LedgerApplyBatch, LedgerKnown, LedgerPosition, LedgerExcess string
 	NotifyClaim, NotifySent                                     string
 }
 

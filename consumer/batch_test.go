@@ -34,30 +34,22 @@ func (s *stack) recorder(t testing.TB, delay time.Duration) *recorder {
 	return &recorder{Ledger: ledger.New(s.db, s.cancel, testenv.Logger(t)), delay: delay, handled: map[string]int{}}
 }
 
-func (r *recorder) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
-	time.Sleep(r.delay)
-	if err := r.Ledger.Handle(ctx, tx, ev); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.handled[ev.ID]++
-	return nil
-}
-
-// HandleBatch is Handle for the ledger's batched path, which the
-// consumer takes instead of Handle: it records every event of evs.
-func (r *recorder) HandleBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
+// HandleNew is the ledger's, which the consumer calls for a batch and
+// for a lone event: it records every event of evs the ledger applied.
+func (r *recorder) HandleNew(ctx context.Context, tx pgx.Tx, evs []inbox.Event) ([]bool, error) {
 	time.Sleep(time.Duration(len(evs)) * r.delay)
-	if err := r.Ledger.HandleBatch(ctx, tx, evs); err != nil {
-		return err
+	applied, err := r.Ledger.HandleNew(ctx, tx, evs)
+	if err != nil {
+		return nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, ev := range evs {
-		r.handled[ev.ID]++
+	for i, ev := range evs {
+		if applied[i] {
+			r.handled[ev.ID]++
+		}
 	}
-	return nil
+	return applied, nil
 }
 
 func (r *recorder) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error {
@@ -71,8 +63,8 @@ func (r *recorder) AfterCommitBatch(ctx context.Context, evs []inbox.Event) erro
 	return r.Ledger.AfterCommitBatch(ctx, evs)
 }
 
-// transactions counts the transactions that recorded evs in the inbox: a
-// row's xmin is the id of the transaction that inserted it.
+// transactions counts the transactions that wrote the ledger entries of
+// evs: a row's xmin is the id of the transaction that inserted it.
 func (s *stack) transactions(t testing.TB, evs []inbox.Event) int {
 	t.Helper()
 	ids := make([]string, len(evs))
@@ -80,8 +72,8 @@ func (s *stack) transactions(t testing.TB, evs []inbox.Event) int {
 		ids[i] = ev.ID
 	}
 	var n int
-	err := s.db.QueryRow(context.Background(), `SELECT count(DISTINCT xmin::text) FROM inbox
-		WHERE consumer = 'inventory' AND event_id = ANY($1::uuid[])`, ids).Scan(&n)
+	err := s.db.QueryRow(context.Background(), `SELECT count(DISTINCT xmin::text) FROM ledger_entries
+		WHERE event_id = ANY($1::uuid[])`, ids).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,10 +144,10 @@ func TestBatchesApplyManyEventsPerTransaction(t *testing.T) {
 	if txs >= len(evs)/5 {
 		t.Errorf("%d events took %d transactions, want fewer than %d", len(evs), txs, len(evs)/5)
 	}
-	// A lone message takes the one-event path and its statement.
-	batched, single := st.count(flashsale.SQL.LedgerApplyBatch), st.count(flashsale.SQL.LedgerApply)
-	if batched == 0 || batched+single != txs {
-		t.Errorf("%d batched and %d single ledger statements in %d transactions, want one per transaction", batched, single, txs)
+	// No inbox statement: the entries record the ids. Nothing was a
+	// redelivery, so no look-up of known ids either.
+	if n, known, ins := st.count(flashsale.SQL.LedgerApplyBatch), st.count(flashsale.SQL.LedgerKnown), st.count(flashsale.SQL.InboxInsertBatch); n != txs || known != 0 || ins != 0 {
+		t.Errorf("%d ledger statements in %d transactions (want one each), %d look-ups of known ids, %d inbox statements", n, txs, known, ins)
 	}
 }
 
@@ -222,7 +214,7 @@ func TestPoisonWithinABatchIsDeadLetteredAlone(t *testing.T) {
 
 	c := s.inventory(t, func(c *consumer.Config) { c.BatchWait = 500 * time.Millisecond })
 	r := start(t, c)
-	eventually(t, 30*time.Second, "every good event applied", func() bool { return s.inboxCount(t, "inventory") == len(evs) })
+	eventually(t, 30*time.Second, "every good event applied", func() bool { return s.entries(t) == len(evs) })
 	dl := s.deadLetters(t, 2)
 	got := []string{string(dl[0].Value), string(dl[1].Value)}
 	slices.Sort(got)
@@ -234,7 +226,7 @@ func TestPoisonWithinABatchIsDeadLetteredAlone(t *testing.T) {
 
 	more, moreUnits := createdEvents(sale, 100)
 	s.produce(t, more...)
-	eventually(t, 30*time.Second, "the next events applied", func() bool { return s.inboxCount(t, "inventory") == len(evs)+len(more) })
+	eventually(t, 30*time.Second, "the next events applied", func() bool { return s.entries(t) == len(evs)+len(more) })
 	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -264,7 +256,7 @@ func waitApplied(b *testing.B, c *consumer.Consumer, n int64) {
 // offset is committed, then stops r.
 func (s *stack) consumeAll(t *testing.T, r *running, n int) {
 	t.Helper()
-	eventually(t, 30*time.Second, "every event applied", func() bool { return s.inboxCount(t, "inventory") == n })
+	eventually(t, 30*time.Second, "every event applied", func() bool { return s.entries(t) == n })
 	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)

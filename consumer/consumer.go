@@ -7,9 +7,11 @@
 //  2. parse their CloudEvents, then, in one PostgreSQL transaction on
 //     database 0, record the batch's event ids in the inbox table under
 //     the consumer's name with one statement and apply the handler's
-//     effect for each id not recorded before, in message order, in one
-//     call when the handler is an inbox.BatchHandler (a redelivered event
-//     finds its inbox row and the effect is skipped);
+//     effect for each id not recorded before, in message order (a
+//     redelivered event finds its inbox row and the effect is skipped);
+//     a handler that records the ids with its effect, an
+//     inbox.Deduplicator (the ledger), gets the whole batch in one call
+//     instead, and no inbox row is written;
 //  3. run the handler's AfterCommitBatch once for the batch, or its
 //     AfterCommit for each event, when it has them;
 //  4. commit the messages' offsets.
@@ -17,9 +19,9 @@
 // One transaction, one fsync and one offset commit thus cover many
 // messages: applied one at a time, the consumer fell behind a flash sale.
 // A crash or rebalance between 2 and 4 redelivers the messages; the inbox
-// makes that harmless. When any of 2 or 3 fails for a batch, its messages
-// are tried again one at a time, in order, each in its own transaction: a
-// message that fails MaxAttempts times, with exponential backoff between
+// (or the Deduplicator's own record) makes that harmless. When any of 2 or
+// 3 fails for a batch, its messages are tried again one at a time, in
+// order, each in its own transaction: a message that fails MaxAttempts times, with exponential backoff between
 // attempts, is written to the dead-letter topic with the error in its
 // headers, and its offset is then committed; an attempt that failed while
 // database 0 did not answer a ping is not counted, so an outage delays

@@ -34,7 +34,7 @@ func TestEventsApplyOnceAndRedeliveriesChangeNothing(t *testing.T) {
 
 	c := s.inventory(t)
 	r := start(t, c)
-	eventually(t, 30*time.Second, "every event applied", func() bool { return s.inboxCount(t, "inventory") == len(evs) })
+	eventually(t, 30*time.Second, "every event applied", func() bool { return s.entries(t) == len(evs) })
 	s.checkCreated(t, sale, evs, units)
 
 	s.produce(t, evs...) // every event delivered twice
@@ -82,13 +82,13 @@ func TestKilledConsumerResumesWithoutDoubleEffects(t *testing.T) {
 			return false
 		}
 		var rows int64
-		_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE consumer = 'inventory'`).Scan(&rows)
+		_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM ledger_entries`).Scan(&rows)
 		return rows > n
 	})
 	if err := start(t, first).wait(t); !errors.Is(err, consumer.ErrCrashed) {
 		t.Fatalf("first consumer: %v", err)
 	}
-	crashedAt, n := seen.Load(), int64(s.inboxCount(t, "inventory"))
+	crashedAt, n := seen.Load(), int64(s.entries(t))
 	if n <= crashedAt {
 		t.Fatalf("%d events applied after crashing at the %dth: not in the middle of a batch", n, crashedAt)
 	}
@@ -102,13 +102,13 @@ func TestKilledConsumerResumesWithoutDoubleEffects(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if n := s.inboxCount(t, "inventory"); n == len(evs) {
+	if n := s.entries(t); n == len(evs) {
 		t.Fatal("the second consumer finished before it was stopped; the test proves nothing")
 	}
 
 	third := s.inventory(t)
 	r = start(t, third)
-	eventually(t, 30*time.Second, "every event applied", func() bool { return s.inboxCount(t, "inventory") == len(evs) })
+	eventually(t, 30*time.Second, "every event applied", func() bool { return s.entries(t) == len(evs) })
 	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestScalingOneThreeOneAppliesEachEventOnce(t *testing.T) {
 	}
 	wg.Wait()
 	<-produced
-	eventually(t, 60*time.Second, "every event applied", func() bool { return s.inboxCount(t, "inventory") == batches*per })
+	eventually(t, 60*time.Second, "every event applied", func() bool { return s.entries(t) == batches*per })
 	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
 	if err := rs[2].stop(t); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 
 	c := s.inventory(t)
 	r := start(t, c)
-	eventually(t, 30*time.Second, "the event behind the poison applied", func() bool { return s.inboxCount(t, "inventory") == 2 })
+	eventually(t, 30*time.Second, "the event behind the poison applied", func() bool { return s.entries(t) == 2 })
 	eventually(t, 10*time.Second, "every offset committed", func() bool { return s.groupLag(t, s.group+"-inventory") == 0 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -327,8 +327,8 @@ func TestDatabaseOutageDelaysWithoutDeadLettering(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if ids := s.inboxIDs(t, "inventory"); !slices.Equal(ids, []string{ev.ID}) {
-		t.Fatalf("inbox %v", ids)
+	if n := s.entries(t); n != 1 {
+		t.Fatalf("%d ledger entries, want the event's", n)
 	}
 }
 

@@ -42,29 +42,30 @@ type OversoldCanceller interface {
 // event that takes the net above the stock makes the ledger cancel the
 // newest excess orders.
 //
-// Ledger is the inventory consumer's inbox.Handler: Handle applies one
-// event in the inbox transaction, HandleBatch a batch's events with one
-// statement that takes the sales' counters in sale order, AfterCommit looks for an oversell once the
+// Ledger is the inventory consumer's handler, an inbox.Deduplicator: its
+// entries are keyed by event id, so it keeps no inbox rows. HandleNew
+// applies a batch's events with one statement that takes the sales'
+// counters in sale order, AfterCommit looks for an oversell once an
 // effect is committed, and AfterCommitBatch once per sale of a batch.
 type Ledger struct {
 	db     *pgxpool.Pool
 	cancel OversoldCanceller
 	log    *slog.Logger
 	q      ledgerQueries
-	// batchSales maps the created events of the batch HandleBatch applied
+	// batchSales maps the created events of the batch HandleNew applied
 	// last to their sales: AfterCommitBatch gets the same events once they
 	// committed, and decoding each again cost as much as the first time.
 	mu         sync.Mutex
 	batchSales map[string]inventory.SaleID
 }
 
-type ledgerQueries struct{ apply, applyBatch, position, excess string }
+type ledgerQueries struct{ applyBatch, known, position, excess string }
 
 // New returns the ledger over database 0; cancel is told the orders
 // of an oversell.
 func New(db *pgxpool.Pool, cancel OversoldCanceller, log *slog.Logger) *Ledger {
-	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{apply: flashsale.SQL.LedgerApply,
-		applyBatch: flashsale.SQL.LedgerApplyBatch, position: flashsale.SQL.LedgerPosition, excess: flashsale.SQL.LedgerExcess}}
+	return &Ledger{db: db, cancel: cancel, log: log, q: ledgerQueries{applyBatch: flashsale.SQL.LedgerApplyBatch,
+		known: flashsale.SQL.LedgerKnown, position: flashsale.SQL.LedgerPosition, excess: flashsale.SQL.LedgerExcess}}
 }
 
 // Position is a sale's stock and what the ledger counted against it.
@@ -151,81 +152,118 @@ func parseOrderEvent(ev inbox.Event) (e orderEvent, ok bool, err error) {
 	return e, true, nil
 }
 
-// Handle records one order event in tx: created adds its quantity to the
-// sale's sold units, cancelled and expired to its released units, paid
-// only leaves an entry. Other event types are ignored. An order's second
-// creation, payment or release (under another event id) changes nothing.
+// Handle records one order event in tx, as HandleNew does.
 func (l *Ledger) Handle(ctx context.Context, tx pgx.Tx, ev inbox.Event) error {
-	e, ok, err := parseOrderEvent(ev)
-	if err != nil || !ok {
-		return err
-	}
-	var sold, released int64
-	err = tx.QueryRow(ctx, l.q.apply, ev.ID, e.sale.Int64(), e.order, e.kind, e.quantity, e.delta, e.reason).Scan(&sold, &released)
-	if errors.Is(err, pgx.ErrNoRows) {
-		l.warnIgnored(ctx, ev.ID, e)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ledger: apply %s: %w", ev.ID, err)
-	}
-	return nil
+	_, err := l.HandleNew(ctx, tx, []inbox.Event{ev})
+	return err
 }
 
-// warnIgnored reports an event that changed nothing though the inbox had
-// not seen its id: the producer published one transition twice.
-func (l *Ledger) warnIgnored(ctx context.Context, id string, e orderEvent) {
-	l.log.WarnContext(ctx, "ledger: order transition already recorded under another event id; ignored",
-		"event_id", id, "order_id", e.order, "kind", e.kind)
-}
-
-// HandleBatch is Handle for many events with one statement, which a
-// consumer that falls behind a flash sale needs: one round trip per event
-// cost more than the rest of the batch. Any invalid event fails the batch
-// with Handle's error, so that the consumer retries its events one by one.
-func (l *Ledger) HandleBatch(ctx context.Context, tx pgx.Tx, evs []inbox.Event) error {
-	es, err := parseEntries(evs)
+// HandleNew records the order events of evs in tx with one statement, the
+// inbox.Deduplicator of the inventory consumer: created adds its quantity
+// to the sale's sold units, cancelled and expired to its released units,
+// paid only leaves an entry. An event whose id has an entry is a
+// redelivery and changes nothing; so is an order's second creation,
+// payment or release under another event id, which is logged. Events of
+// other types change nothing and count as applied: there is nothing to
+// repeat. Any invalid event fails the batch, so that the consumer retries
+// its events one by one.
+func (l *Ledger) HandleNew(ctx context.Context, tx pgx.Tx, evs []inbox.Event) ([]bool, error) {
+	applied := make([]bool, len(evs))
+	es, err := parseEntries(evs, applied)
 	if err != nil || len(es) == 0 {
-		return err
+		return applied, err
 	}
 	l.rememberSales(es)
 	args := batchArgs(es)
 	rows, _ := tx.Query(ctx, l.q.applyBatch, args...)
 	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 	if err != nil {
-		return fmt.Errorf("ledger: apply %d events: %w", len(es), err)
+		return nil, fmt.Errorf("ledger: apply %d events: %w", len(es), err)
 	}
+	missed := markInserted(es, args[0].([][16]byte), inserted, applied)
+	if len(missed) == 0 {
+		return applied, nil
+	}
+	return applied, l.sortMissed(ctx, tx, es, missed, applied)
+}
+
+// markInserted sets applied for the entries whose ids the statement
+// inserted, the first copy of each, and returns the indexes in es of the
+// others.
+func markInserted(es []entry, ids, inserted [][16]byte, applied []bool) (missed []int) {
 	fresh := make(map[[16]byte]bool, len(inserted))
 	for _, id := range inserted {
 		fresh[id] = true
 	}
-	for i, id := range args[0].([][16]byte) {
-		if !fresh[id] {
+	for i, id := range ids {
+		if fresh[id] {
+			applied[es[i].at] = true
+			delete(fresh, id) // a second copy of the id inserted nothing
+			continue
+		}
+		missed = append(missed, i)
+	}
+	return missed
+}
+
+// sortMissed tells, among the entries es[missed] that inserted nothing,
+// the redeliveries (their id has an entry) from the transitions recorded
+// before under another id, which are logged and count as applied. Only a
+// redelivery or a producer's mistake inserts nothing, so this read runs
+// rarely.
+func (l *Ledger) sortMissed(ctx context.Context, tx pgx.Tx, es []entry, missed []int, applied []bool) error {
+	ids := make([][16]byte, len(missed))
+	for j, i := range missed {
+		ids[j] = inbox.IDBytes(es[i].id)
+	}
+	rows, _ := tx.Query(ctx, l.q.known, ids)
+	known, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+	if err != nil {
+		return fmt.Errorf("ledger: entries of %d events: %w", len(ids), err)
+	}
+	seen := make(map[[16]byte]bool, len(known))
+	for _, id := range known {
+		seen[id] = true
+	}
+	for j, i := range missed {
+		if !seen[ids[j]] {
+			seen[ids[j]] = true // a second copy is a redelivery of the first
+			applied[es[i].at] = true
 			l.warnIgnored(ctx, es[i].id, es[i].orderEvent)
 		}
-		delete(fresh, id) // a second copy of the id inserted nothing
 	}
 	return nil
 }
 
-// entry is an order event the ledger counts, with its event id.
+// warnIgnored reports an event that changed nothing though the ledger had
+// no entry under its id: the producer published one transition twice.
+func (l *Ledger) warnIgnored(ctx context.Context, id string, e orderEvent) {
+	l.log.WarnContext(ctx, "ledger: order transition already recorded under another event id; ignored",
+		"event_id", id, "order_id", e.order, "kind", e.kind)
+}
+
+// entry is an order event the ledger counts, with its event id and its
+// index in the events it came in.
 type entry struct {
 	id string
+	at int
 	orderEvent
 }
 
 // parseEntries reads the order events of evs, in order, and skips the
-// events of other types.
-func parseEntries(evs []inbox.Event) ([]entry, error) {
+// events of other types, which it marks applied.
+func parseEntries(evs []inbox.Event, applied []bool) ([]entry, error) {
 	es := make([]entry, 0, len(evs))
-	for _, ev := range evs {
+	for i, ev := range evs {
 		e, ok, err := parseOrderEvent(ev)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			es = append(es, entry{id: ev.ID, orderEvent: e})
+		if !ok {
+			applied[i] = true
+			continue
 		}
+		es = append(es, entry{id: ev.ID, at: i, orderEvent: e})
 	}
 	return es, nil
 }
@@ -279,8 +317,8 @@ func (l *Ledger) AfterCommitBatch(ctx context.Context, evs []inbox.Event) error 
 }
 
 // createdSales lists the sales of the created events of evs, in the order
-// they first appear, from the last batch's when HandleBatch applied them
-// (a redelivery it did not see is decoded).
+// they first appear, from the last batch's when HandleNew applied them
+// (an event it did not see is decoded).
 func (l *Ledger) createdSales(evs []inbox.Event) ([]inventory.SaleID, error) {
 	l.mu.Lock()
 	known := l.batchSales

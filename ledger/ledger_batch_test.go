@@ -67,8 +67,7 @@ func (f ledgerFixture) ledgerRows(t *testing.T) []string {
 }
 
 // TestLedgerBatchMatchesOneByOne applies the same events to two fresh
-// databases, one event per transaction through Handle and in one batch
-// through HandleBatch: the entries and the sales' counters are the same.
+// databases, one event per transaction and in one batch: the entries and the sales' counters are the same.
 func TestLedgerBatchMatchesOneByOne(t *testing.T) {
 	one, batch := newLedgerFixture(t), newLedgerFixture(t)
 	var sales []inventory.SaleID
@@ -103,11 +102,12 @@ func TestLedgerBatchMatchesOneByOne(t *testing.T) {
 	}
 }
 
-// TestLedgerBatchCountsARepeatedTransitionOnce gives HandleBatch an order
+// TestLedgerBatchCountsARepeatedTransitionOnce gives HandleNew an order
 // created twice (with different quantities), paid twice and released
 // twice under different event ids, an id twice, and the creation of an
 // order recorded by an earlier batch: the first of each in message order
-// counts, and each other one is logged as ignored.
+// counts, each other transition is logged as ignored and counts as
+// applied (its id is new), and the id's second copy is a redelivery.
 func TestLedgerBatchCountsARepeatedTransitionOnce(t *testing.T) {
 	f := newLedgerFixture(t)
 	var logs testenv.SyncBuffer
@@ -122,9 +122,16 @@ func TestLedgerBatchCountsARepeatedTransitionOnce(t *testing.T) {
 		testenv.OrderEvent("cancelled", x, sale, 2, "buyer"), testenv.OrderEvent("expired", x, sale, 2, ""),
 		testenv.OrderEvent("created", y, sale, 1, ""),
 	}
-	err := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error { return ledger.HandleBatch(ctx, tx, evs) })
+	var applied []bool
+	err := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) (err error) {
+		applied, err = ledger.HandleNew(ctx, tx, evs)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []bool{true, true, false, true, true, true, true, true}; !slices.Equal(applied, want) {
+		t.Errorf("applied %v, want %v", applied, want)
 	}
 	if p := f.position(t, sale); p.Sold != 3 || p.Released != 2 {
 		t.Errorf("position %+v, want 3 sold (2 of the first creation, 1 of y) and 2 released", p)
@@ -137,7 +144,7 @@ func TestLedgerBatchCountsARepeatedTransitionOnce(t *testing.T) {
 	if want := []string{evs[0].ID, evs[3].ID, evs[5].ID}; !sameSet(got, want) {
 		t.Errorf("entries of x %v, want %v", got, want)
 	}
-	ignored := []int{1, 2, 4, 6, 7}
+	ignored := []int{1, 4, 6, 7}
 	warned := strings.Count(logs.String(), "already recorded under another event id")
 	for _, i := range ignored {
 		line := fmt.Sprintf("event_id=%s order_id=%s kind=", evs[i].ID, evs[i].Subject)
@@ -164,7 +171,7 @@ func sameSet(a, b []string) bool {
 }
 
 // TestLedgerBatchFailsLikeHandle puts each event Handle refuses in a batch
-// of good ones: HandleBatch fails with Handle's error, so the consumer's
+// of good ones: HandleNew fails with Handle's error, so the consumer's
 // retries and dead letters say the same, and the batch leaves nothing.
 func TestLedgerBatchFailsLikeHandle(t *testing.T) {
 	f := newLedgerFixture(t)
@@ -179,7 +186,10 @@ func TestLedgerBatchFailsLikeHandle(t *testing.T) {
 	} {
 		good := testenv.OrderEvent("created", testenv.NextOrderID(), sale, 1, "")
 		handleErr := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error { return f.ledger.Handle(ctx, tx, bad) })
-		batchErr := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error { return f.ledger.HandleBatch(ctx, tx, []inbox.Event{good, bad}) })
+		batchErr := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {
+			_, err := f.ledger.HandleNew(ctx, tx, []inbox.Event{good, bad})
+			return err
+		})
 		if handleErr == nil || batchErr == nil || batchErr.Error() != handleErr.Error() {
 			t.Errorf("%s: batch error %v, want Handle's %v", bad.Data, batchErr, handleErr)
 		}
@@ -216,10 +226,13 @@ func TestLedgerBatchUpdatesCountersInSaleOrder(t *testing.T) {
 	batch := []inbox.Event{testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, ""), testenv.OrderEvent("created", testenv.NextOrderID(), a, 1, "")}
 	done := make(chan error, 1)
 	go func() {
-		done <- pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error { return f.ledger.HandleBatch(ctx, tx, batch) })
+		done <- pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {
+			_, err := f.ledger.HandleNew(ctx, tx, batch)
+			return err
+		})
 	}()
 	waitForLockWaiter(t, f)
-	err = f.ledger.HandleBatch(ctx, holder, []inbox.Event{testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, "")})
+	_, err = f.ledger.HandleNew(ctx, holder, []inbox.Event{testenv.OrderEvent("created", testenv.NextOrderID(), b, 1, "")})
 	if err != nil {
 		t.Fatalf("updating b while the batch waits for a: %v", err)
 	}

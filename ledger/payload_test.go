@@ -88,7 +88,7 @@ func deref(s *string) string {
 // TestAfterCommitBatchUsesTheBatchsSales checks that the sales of a batch
 // HandleBatch parsed are not decoded again after its commit (the events'
 // data is spoilt in between: only a decode could fail), once: the next
-// look-up decodes, as for a redelivery HandleBatch never saw.
+// look-up decodes, as for a redelivery HandleNew never saw.
 func TestAfterCommitBatchUsesTheBatchsSales(t *testing.T) {
 	now := time.Now().UTC()
 	var evs []inbox.Event
@@ -98,7 +98,7 @@ func TestAfterCommitBatchUsesTheBatchsSales(t *testing.T) {
 		evs = append(evs, inbox.Event{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Type: order.EventCreated,
 			Subject: strconv.Itoa(4096 * (i + 1)), Data: data})
 	}
-	es, err := parseEntries(evs)
+	es, err := parseEntries(evs, make([]bool, len(evs)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
--- Applies a batch of order events to the ledger in one statement, as
--- ledger_apply does for one: $1..$7 hold, per event in message order, its
--- id, sale, order, kind, quantity, delta and reason. An event whose id,
+-- Applies a batch of order events to the ledger in one statement: $1..$7
+-- hold, per event in message order, its id, sale, order, kind, quantity,
+-- delta and reason. An event whose id,
 -- or whose order's transition (created, paid, released), is already
 -- recorded changes nothing, and neither does such a second one within the
 -- batch: entries are inserted in message order, so the first one counts.

@@ -65,17 +65,23 @@ type BatchAfterCommitter interface {
 	AfterCommitBatch(ctx context.Context, evs []Event) error
 }
 
-// BatchHandler is implemented by a handler that applies many events with
-// fewer statements than one each: ApplyBatch then calls HandleBatch once
-// with the batch's new events in message order, instead of Handle for
-// each. A failed batch is retried one event at a time through Handle, so
-// both must have the same effect. Rows that other consumers' batches
+// Deduplicator is implemented by a handler whose effect itself records
+// each event's id under a unique key, in the transaction of the effect (the
+// ledger's entries are keyed by event id): an inbox row would record the
+// same fact again, one more row and index entry per event, so Apply and
+// ApplyBatch write none for it and let it say which events were new. It
+// applies a batch with one call, and the rows that other transactions
 // update too (a sale's counters, for one) must be taken in one fixed
 // order, not in message order: two batches could otherwise lock them in
 // opposite orders and deadlock, which PostgreSQL resolves only after
-// deadlock_timeout by failing one of them.
-type BatchHandler interface {
-	HandleBatch(ctx context.Context, tx pgx.Tx, evs []Event) error
+// deadlock_timeout by failing one of them. A failed batch is tried again
+// one event at a time, so a batch must have the effect of its events
+// applied one by one.
+type Deduplicator interface {
+	// HandleNew applies, in order and inside tx, the events of evs whose
+	// ids it has not recorded before; applied[i] says whether evs[i] was
+	// one (a second copy of an id within evs is not).
+	HandleNew(ctx context.Context, tx pgx.Tx, evs []Event) (applied []bool, err error)
 }
 
 // ErrInvalidEvent marks a message that is no CloudEvent this service reads.
@@ -161,6 +167,10 @@ var (
 // db (database 0). applied is false when the event had been applied before
 // and h was not run; on error nothing was applied.
 func Apply(ctx context.Context, db Beginner, consumer string, ev Event, h Handler) (applied bool, err error) {
+	if d, ok := h.(Deduplicator); ok {
+		a, err := applyNew(ctx, db, []Event{ev}, d)
+		return err == nil && a[0], err
+	}
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, insertQuery, consumer, ev.ID, ev.Type)
 		if err != nil {
@@ -179,13 +189,17 @@ func Apply(ctx context.Context, db Beginner, consumer string, ev Event, h Handle
 }
 
 // ApplyBatch records evs in consumer's inbox with one statement and runs h
-// for each event not applied before, in the order of evs (with one
-// HandleBatch call when h is a BatchHandler), all in one transaction on
-// db: one commit (one fsync) for the batch instead of one per event.
-// applied[i] says whether h ran for evs[i]; a second copy of an id within
-// evs is a redelivery, so only its first one runs. An error from any
-// event rolls the whole batch back: nothing was applied.
+// for each event not applied before, in the order of evs, all in one
+// transaction on db: one commit (one fsync) for the batch instead of one
+// per event. applied[i] says whether h ran for evs[i]; a second copy of an
+// id within evs is a redelivery, so only its first one runs. An error from
+// any event rolls the whole batch back: nothing was applied. A
+// Deduplicator gets the whole batch in one HandleNew call instead, and no
+// inbox row is written.
 func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, h Handler) (applied []bool, err error) {
+	if d, ok := h.(Deduplicator); ok {
+		return applyNew(ctx, db, evs, d)
+	}
 	ids, types := make([][16]byte, len(evs)), make([]string, len(evs))
 	for i, ev := range evs {
 		ids[i], types[i] = IDBytes(ev.ID), ev.Type
@@ -209,7 +223,7 @@ func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, 
 				run = append(run, ev)
 			}
 		}
-		return handleBatch(ctx, tx, run, h)
+		return handleEach(ctx, tx, run, h)
 	})
 	if err != nil {
 		return nil, err
@@ -217,21 +231,26 @@ func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, 
 	return applied, nil
 }
 
-// handleBatch runs h for evs in order, in one call when h can take them at
-// once.
-func handleBatch(ctx context.Context, tx pgx.Tx, evs []Event, h Handler) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	if bh, ok := h.(BatchHandler); ok {
-		return bh.HandleBatch(ctx, tx, evs)
-	}
+// handleEach runs h for evs in order.
+func handleEach(ctx context.Context, tx pgx.Tx, evs []Event, h Handler) error {
 	for _, ev := range evs {
 		if err := h.Handle(ctx, tx, ev); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// applyNew runs d for evs in one transaction on db.
+func applyNew(ctx context.Context, db Beginner, evs []Event, d Deduplicator) (applied []bool, err error) {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		applied, err = d.HandleNew(ctx, tx, evs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
 }
 
 // Execer runs a statement; *pgxpool.Pool is one.

@@ -121,18 +121,26 @@ func TestApplyBatchRollsBackEveryEventOnError(t *testing.T) {
 	}
 }
 
-// batching records the calls ApplyBatch makes to a handler that can apply
-// a batch at once.
-type batching struct{ calls []string }
+// deduplicating is a handler that keeps its own record of applied ids, and
+// records the calls Apply and ApplyBatch make to it.
+type deduplicating struct {
+	seen  map[string]bool
+	calls []string
+}
 
-func (b *batching) Handle(_ context.Context, _ pgx.Tx, ev inbox.Event) error {
-	b.calls = append(b.calls, "handle "+ev.ID)
+func (d *deduplicating) Handle(_ context.Context, _ pgx.Tx, ev inbox.Event) error {
+	d.calls = append(d.calls, "handle "+ev.ID)
 	return nil
 }
 
-func (b *batching) HandleBatch(_ context.Context, _ pgx.Tx, evs []inbox.Event) error {
-	b.calls = append(b.calls, "batch "+ids(evs))
-	return nil
+func (d *deduplicating) HandleNew(_ context.Context, _ pgx.Tx, evs []inbox.Event) ([]bool, error) {
+	d.calls = append(d.calls, "new "+ids(evs))
+	applied := make([]bool, len(evs))
+	for i, ev := range evs {
+		applied[i] = !d.seen[ev.ID]
+		d.seen[ev.ID] = true
+	}
+	return applied, nil
 }
 
 func ids(evs []inbox.Event) string {
@@ -143,14 +151,14 @@ func ids(evs []inbox.Event) string {
 	return strings.Join(s, ",")
 }
 
-// TestApplyBatchUsesHandleBatch applies a batch with an event applied
-// before and an event twice through a BatchHandler: one HandleBatch call
-// gets the new events in order, and Handle is not called;
-// Apply, one event alone, still calls Handle.
-func TestApplyBatchUsesHandleBatch(t *testing.T) {
+// TestADeduplicatorKeepsNoInboxRows applies an event alone, then a batch
+// holding it again and an event twice, through a Deduplicator: each call
+// hands it every event, Handle is never called, its answers are what
+// Apply and ApplyBatch return, and the inbox stays empty.
+func TestADeduplicatorKeepsNoInboxRows(t *testing.T) {
 	db := testenv.Pools(t, testenv.Config(t, 2))[0]
 	ctx := context.Background()
-	h := &batching{}
+	h := &deduplicating{seen: map[string]bool{}}
 	a, b, c := event("a"), event("b"), event("c")
 	if applied, err := inbox.Apply(ctx, db, "c", b, h); err != nil || !applied {
 		t.Fatalf("apply b: %v, %v", applied, err)
@@ -159,14 +167,15 @@ func TestApplyBatchUsesHandleBatch(t *testing.T) {
 	if err != nil || !slices.Equal(applied, []bool{true, false, false, true}) {
 		t.Fatalf("applied %v, err %v", applied, err)
 	}
-	want := []string{"handle " + b.ID, "batch " + a.ID + "," + c.ID}
+	if applied, err := inbox.Apply(ctx, db, "c", c, h); err != nil || applied {
+		t.Fatalf("apply c again: %v, %v", applied, err)
+	}
+	want := []string{"new " + b.ID, "new " + ids([]inbox.Event{a, b, a, c}), "new " + c.ID}
 	if !slices.Equal(h.calls, want) {
 		t.Errorf("calls %q, want %q", h.calls, want)
 	}
-	// A batch of redeliveries calls nothing.
-	h.calls = nil
-	if _, err := inbox.ApplyBatch(ctx, db, "c", []inbox.Event{a, b, c}, h); err != nil || len(h.calls) != 0 {
-		t.Errorf("redelivered batch: calls %q, err %v", h.calls, err)
+	if ids := inboxIDs(t, db); len(ids) != 0 {
+		t.Errorf("inbox %v, want no rows for a Deduplicator", ids)
 	}
 }
 
