@@ -129,7 +129,7 @@ func scanClaims(b []byte) (fc fastClaims, ok bool) {
 		return fc, s.End()
 	}
 	for {
-		key, ok := s.raw()
+		key, ok := s.Raw()
 		if !ok || !s.Byte(':') || !fc.field(&s, key) {
 			return fc, false
 		}
@@ -147,16 +147,16 @@ func (fc *fastClaims) field(s *scanner, key []byte) bool {
 	var ok bool
 	switch k := string(key); { // compared, never kept: no allocation
 	case k == "sub" && !fc.hasSub:
-		fc.sub, ok = s.str()
+		fc.sub, ok = s.Str()
 		fc.hasSub = true
 	case k == "exp" && !fc.hasExp:
-		fc.exp, ok = s.int()
+		fc.exp, ok = s.Int()
 		fc.hasExp = true
 	case k == "nbf" && !fc.hasNbf:
-		fc.nbf, ok = s.int()
+		fc.nbf, ok = s.Int()
 		fc.hasNbf = true
 	case k == "iat" && !fc.hasIat:
-		_, ok = s.int()
+		_, ok = s.Int()
 		fc.hasIat = true
 	case k == "roles" && !fc.hasRoles:
 		fc.roles, ok = s.strings()
@@ -167,53 +167,7 @@ func (fc *fastClaims) field(s *scanner, key []byte) bool {
 
 type scanner struct{ jsonscan.Scanner }
 
-// str reads a string of printable ASCII without escapes: anything else
-// (an escape, a control character, UTF-8 that encoding/json would have to
-// check or replace) is left to the library.
-func (s *scanner) str() (string, bool) {
-	b, ok := s.raw()
-	return string(b), ok
-}
-
-// raw is str without the copy: the bytes between the quotes, in s.B.
-func (s *scanner) raw() ([]byte, bool) {
-	if !s.Byte('"') {
-		return nil, false
-	}
-	start := s.I
-	for s.I < len(s.B) {
-		c := s.B[s.I]
-		if c == '"' {
-			s.I++
-			return s.B[start : s.I-1], true
-		}
-		if c < 0x20 || c > 0x7e || c == '\\' {
-			return nil, false
-		}
-		s.I++
-	}
-	return nil, false
-}
-
-// int reads a non-negative JSON integer of at most 15 digits.
-func (s *scanner) int() (int64, bool) {
-	s.Space()
-	start, n := s.I, int64(0)
-	for s.I < len(s.B) && s.B[s.I] >= '0' && s.B[s.I] <= '9' {
-		n = n*10 + int64(s.B[s.I]-'0')
-		s.I++
-	}
-	digits := s.I - start
-	if digits == 0 || digits > 15 || digits > 1 && s.B[start] == '0' {
-		return 0, false
-	}
-	if s.I < len(s.B) && (s.B[s.I] == '.' || s.B[s.I] == 'e' || s.B[s.I] == 'E') {
-		return 0, false
-	}
-	return n, true
-}
-
-// strings reads an array of strings as str reads them.
+// strings reads an array of strings as Str reads them.
 func (s *scanner) strings() ([]string, bool) {
 	if !s.Byte('[') {
 		return nil, false
@@ -223,7 +177,7 @@ func (s *scanner) strings() ([]string, bool) {
 		return out, true
 	}
 	for {
-		v, ok := s.str()
+		v, ok := s.Str()
 		if !ok {
 			return nil, false
 		}

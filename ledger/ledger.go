@@ -6,7 +6,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,27 +96,6 @@ type orderEvent struct {
 // kinds are the ledger's entry kinds of the order event types.
 var kinds = map[string]string{order.EventCreated: "created", order.EventPaid: "paid",
 	order.EventCancelled: "cancelled", order.EventExpired: "expired"}
-
-// payload is what the ledger reads of an order event's v1 data: three
-// fields of order.EventV1 and order.CancelledV1's reason, under the same
-// JSON names (TestPayloadReadsOrderEventFields holds them together).
-// Decoding the whole order.EventV1 parsed two timestamps and allocated
-// four strings per event that the ledger never reads.
-type payload struct {
-	OrderID  string `json:"order_id"`
-	SaleID   string `json:"sale_id"`
-	Quantity int    `json:"quantity"`
-	Reason   string `json:"reason"`
-}
-
-// decodeData reads an order event's v1 payload; reason is nil unless the
-// event is a cancellation that gives one.
-func decodeData(ev inbox.Event) (d payload, reason *string, err error) {
-	if err = json.Unmarshal(ev.Data, &d); err == nil && ev.Type == order.EventCancelled && d.Reason != "" {
-		reason = &d.Reason
-	}
-	return d, reason, err
-}
 
 // parseOrderEvent reads the data of an order event the ledger counts; ok
 // is false for any other type.

@@ -115,3 +115,81 @@ func TestAfterCommitBatchUsesTheBatchsSales(t *testing.T) {
 		t.Error("a second look-up used the batch's sales again instead of decoding")
 	}
 }
+
+// TestDecodeFastMatchesEncodingJSON decodes payloads of every shape with
+// the fast path and with json.Unmarshal: wherever the fast path answers,
+// it answers the same, and it answers for the data the order package
+// writes.
+func TestDecodeFastMatchesEncodingJSON(t *testing.T) {
+	now := time.Now().UTC()
+	v1 := order.EventV1{SchemaVersion: order.SchemaVersion, OrderID: "4096", SaleID: "7", UserID: "ålice \"q\"", Quantity: 3,
+		AmountCents: 300, Currency: "EUR", Status: order.StatusCancelled, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	written, err := json.Marshal(order.CancelledV1{EventV1: v1, Reason: order.ReasonOversold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		data string
+		fast bool // the fast path answers
+	}{
+		{string(written), true},
+		{`{"order_id":"1","sale_id":"2","quantity":5}`, true},
+		{` { "quantity" : 2 , "order_id" : "9" , "nested" : {"a":[1,{"b":"}"}],"c":null} , "x":[] , "y":-1.5e3 , "z":true } `, true},
+		{`{"order_id":"1","order_id":"2"}`, true}, // the last one wins, as in encoding/json
+		{`{"note":"a,b}\"c"}`, true},
+		{`{}`, true},
+		{`{"Order_ID":"1"}`, false}, // encoding/json matches keys ignoring case
+		{`{"QUANTITY":4}`, false},
+		{`{"order_id":"\u0031"}`, false},
+		{`{"order_id":"é"}`, false},
+		{`{"quantity":-1}`, false},
+		{`{"quantity":1.0}`, false},
+		{`{"quantity":null}`, false},
+		{`{"order_id":null}`, false},
+		{`{"quantity":"1"}`, false},
+		{`[1]`, false},
+	} {
+		got, ok := decodeFast([]byte(tc.data))
+		if ok != tc.fast {
+			t.Errorf("%s: fast path answered %v, want %v", tc.data, ok, tc.fast)
+		}
+		if !ok {
+			continue
+		}
+		var want payload
+		if err := json.Unmarshal([]byte(tc.data), &want); err != nil {
+			t.Fatalf("%s: %v", tc.data, err)
+		}
+		if got != want {
+			t.Errorf("%s: fast %+v, encoding/json %+v", tc.data, got, want)
+		}
+	}
+}
+
+// BenchmarkDecodeData reads a created event's data as the order package
+// writes it, through decodeData and through encoding/json alone.
+func BenchmarkDecodeData(b *testing.B) {
+	now := time.Now().UTC()
+	data, err := json.Marshal(order.CreatedV1{EventV1: order.EventV1{SchemaVersion: order.SchemaVersion, OrderID: "250092227018125313",
+		SaleID: "7", UserID: "buyer-12345", Quantity: 1, AmountCents: 1999, Currency: "EUR", Status: order.StatusPendingPayment,
+		CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := inbox.Event{Type: order.EventCreated, Data: data}
+	b.Run("decodeData", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := decodeData(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			var d payload
+			if err := json.Unmarshal(data, &d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
