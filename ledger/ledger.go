@@ -153,8 +153,7 @@ func (l *Ledger) HandleNew(ctx context.Context, tx pgx.Tx, evs []inbox.Event) ([
 	}
 	l.rememberSales(es)
 	args := batchArgs(es)
-	rows, _ := tx.Query(ctx, l.q.applyBatch, args...)
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+	inserted, err := inbox.QueryIDs(ctx, tx, l.q.applyBatch, args...)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: apply %d events: %w", len(es), err)
 	}
@@ -168,11 +167,7 @@ func (l *Ledger) HandleNew(ctx context.Context, tx pgx.Tx, evs []inbox.Event) ([
 // markInserted sets applied for the entries whose ids the statement
 // inserted, the first copy of each, and returns the indexes in es of the
 // others.
-func markInserted(es []entry, ids, inserted [][16]byte, applied []bool) (missed []int) {
-	fresh := make(map[[16]byte]bool, len(inserted))
-	for _, id := range inserted {
-		fresh[id] = true
-	}
+func markInserted(es []entry, ids [][16]byte, fresh map[[16]byte]bool, applied []bool) (missed []int) {
 	for i, id := range ids {
 		if fresh[id] {
 			applied[es[i].at] = true
@@ -194,14 +189,9 @@ func (l *Ledger) sortMissed(ctx context.Context, tx pgx.Tx, es []entry, missed [
 	for j, i := range missed {
 		ids[j] = inbox.IDBytes(es[i].id)
 	}
-	rows, _ := tx.Query(ctx, l.q.known, ids)
-	known, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+	seen, err := inbox.QueryIDs(ctx, tx, l.q.known, ids)
 	if err != nil {
 		return fmt.Errorf("ledger: entries of %d events: %w", len(ids), err)
-	}
-	seen := make(map[[16]byte]bool, len(known))
-	for _, id := range known {
-		seen[id] = true
 	}
 	for j, i := range missed {
 		if !seen[ids[j]] {

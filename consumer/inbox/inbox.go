@@ -206,16 +206,11 @@ func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, 
 	}
 	applied = make([]bool, len(evs))
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, insertBatchQuery, consumer, ids, types)
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+		todo, err := QueryIDs(ctx, tx, insertBatchQuery, consumer, ids, types)
 		if err != nil {
 			return fmt.Errorf("inbox: record %d events: %w", len(evs), err)
 		}
-		todo := make(map[[16]byte]bool, len(fresh))
-		for _, id := range fresh {
-			todo[id] = true
-		}
-		run := make([]Event, 0, len(fresh))
+		run := make([]Event, 0, len(todo))
 		for i, ev := range evs {
 			if todo[ids[i]] {
 				delete(todo, ids[i]) // a later copy in the batch is a duplicate
@@ -229,6 +224,21 @@ func ApplyBatch(ctx context.Context, db Beginner, consumer string, evs []Event, 
 		return nil, err
 	}
 	return applied, nil
+}
+
+// QueryIDs runs a query of event ids (uuid) in tx and returns them as a
+// set of their bytes (IDBytes).
+func QueryIDs(ctx context.Context, tx pgx.Tx, sql string, args ...any) (map[[16]byte]bool, error) {
+	rows, _ := tx.Query(ctx, sql, args...)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[[16]byte]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set, nil
 }
 
 // handleEach runs h for evs in order.
