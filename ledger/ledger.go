@@ -219,16 +219,21 @@ type entry struct {
 }
 
 // parseEntries reads the order events of evs, in order, and skips the
-// events of other types, which it marks applied.
+// events of other types, marking each applied but for a second copy of
+// its id.
 func parseEntries(evs []inbox.Event, applied []bool) ([]entry, error) {
 	es := make([]entry, 0, len(evs))
+	var skipped map[string]bool
 	for i, ev := range evs {
 		e, ok, err := parseOrderEvent(ev)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			applied[i] = true
+			if skipped == nil {
+				skipped = map[string]bool{}
+			}
+			applied[i], skipped[ev.ID] = !skipped[ev.ID], true
 			continue
 		}
 		es = append(es, entry{id: ev.ID, at: i, orderEvent: e})

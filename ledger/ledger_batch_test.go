@@ -23,7 +23,7 @@ import (
 // expired, interleaved across sales, with every way of repeating a
 // transition: under another event id (again after its release, and right
 // behind the first), a second release of another kind, and an event id
-// delivered twice. An event of another type is mixed in.
+// delivered twice. An event of another type is mixed in, twice.
 func transitions(sales []inventory.SaleID) []inbox.Event {
 	var evs []inbox.Event
 	for i := range 18 {
@@ -42,8 +42,9 @@ func transitions(sales []inventory.SaleID) []inbox.Event {
 		case 5:
 			evs = append(evs, testenv.OrderEvent("paid", id, sale, q, ""), testenv.OrderEvent("cancelled", id, sale, q, order.ReasonOversold))
 		}
-		if i == 7 {
-			evs = append(evs, inbox.Event{ID: testenv.EventID(), Source: "/t", Type: "flashsale.sale.created", Data: []byte(`{}`)})
+		if i == 7 { // twice: only the first copy counts as applied
+			other := inbox.Event{ID: testenv.EventID(), Source: "/t", Type: "flashsale.sale.created", Data: []byte(`{}`)}
+			evs = append(evs, other, other)
 		}
 	}
 	return evs
