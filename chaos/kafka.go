@@ -114,3 +114,23 @@ func readPartition(ctx context.Context, broker, topic string, p int, from, end i
 		}
 	}
 }
+
+// groupAssigned reports whether consumer group holds a member with
+// partitions of topic assigned: the consumer has joined and fetches.
+func groupAssigned(ctx context.Context, broker, group, topic string) bool {
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(broker), Transport: tr, Timeout: 5 * time.Second}
+	res, err := cl.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil || len(res.Groups) != 1 || res.Groups[0].Error != nil || res.Groups[0].GroupState != "Stable" {
+		return false
+	}
+	for _, m := range res.Groups[0].Members {
+		for _, t := range m.MemberAssignments.Topics {
+			if t.Topic == topic && len(t.Partitions) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -163,8 +163,27 @@ func (r *Run) startProcesses(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err := WaitReady(ctx, r.Insts, 90*time.Second)
-	return err
+	if _, err := WaitReady(ctx, r.Insts, 90*time.Second); err != nil || r.Consumer == nil {
+		return err
+	}
+	return r.waitConsumerJoined(ctx)
+}
+
+// waitConsumerJoined waits until the inventory consumer holds partitions
+// of the topic. A consumer still joining its group when the sale starts
+// applies the sale's events only once it has sold out, all in a batch or
+// two, and a kill meant for the middle of its work lands before or after
+// all of it (in CI the consumer-kill9 fault once found no entry yet).
+func (r *Run) waitConsumerJoined(ctx context.Context) error {
+	group := r.Prefix + "-inventory"
+	ok, took := poll(ctx, 60*time.Second, 100*time.Millisecond, func() bool {
+		return groupAssigned(ctx, r.Stack.KafkaBrokers[0], group, r.Topic)
+	})
+	if !ok {
+		return fmt.Errorf("the inventory consumer did not join group %s within %s", group, took.Round(time.Second))
+	}
+	r.Logf("%s: consumer joined group %s after %s", r.Name, group, took.Round(time.Millisecond))
+	return nil
 }
 
 func (r *Run) logPath(proc string) string {
