@@ -2,8 +2,9 @@
 // readers share (the order body in api, the token claims in auth, the
 // event envelope in internal/cloudevent, the order events' data in
 // ledger): each reads only the one shape it knows and leaves anything else
-// to encoding/json, so what they share is whitespace, punctuation, plain
-// strings and small integers.
+// to encoding/json, so what they share is whitespace and punctuation, and
+// for auth and the ledger plain ASCII strings and small integers
+// (internal/cloudevent reads its own strings, which may hold UTF-8).
 package jsonscan
 
 // Scanner is a position in a JSON text.
