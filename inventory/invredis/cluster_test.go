@@ -115,6 +115,13 @@ func TestClusterSoldOutReopensOnRelease(t *testing.T) {
 	go func() { _ = memory.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitSubscribed(t, cc, f.stock.Channel())
+	// Redis counting the subscriber is not enough: the memory forgets every
+	// mark when it handles the confirmation, which may come after Mark.
+	for deadline := time.Now().Add(10 * time.Second); memory.Subscriptions() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sold-out memory did not handle its subscription within 10 s")
+		}
+	}
 	memory.Mark(context.Background(), sale.ID)
 	if v := memory.Check(sale.ID, "b2", "k2"); v != inventory.VerdictGone {
 		t.Fatalf("verdict for another buyer once sold out: %v; want gone", v)

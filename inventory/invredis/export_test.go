@@ -19,3 +19,12 @@ func (s *Stock) ReserveBatch(ctx context.Context, rs []inventory.Reservation) []
 // SetRecheck sets the sold-out memory's look at the stock of marked sales,
 // so a test can leave the release announcements alone to reopen a sale.
 func (s *SoldOut) SetRecheck(every time.Duration) { s.every = every }
+
+// Subscriptions counts the subscription confirmations the sold-out memory
+// has handled, each of which forgot every mark: a test marks a sale only
+// once the first is behind it, or the mark may be forgotten under it.
+func (s *SoldOut) Subscriptions() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
