@@ -28,3 +28,10 @@ func (s *SoldOut) Subscriptions() uint64 {
 	defer s.mu.Unlock()
 	return s.epoch
 }
+
+// Tick runs one look and the round that is due, at the time now tells, so
+// a test can step the watcher through minutes without waiting them.
+func (w *Watcher) Tick(ctx context.Context, now func() time.Time) {
+	w.now = now
+	w.tick(ctx)
+}

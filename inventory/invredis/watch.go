@@ -22,6 +22,9 @@ type WatchConfig struct {
 	// more: past the commit deadline of the reservations in flight when
 	// Redis lost them, whose orders the first rebuild could not see yet.
 	Again time.Duration
+	// MaxBackoff bounds the wait before a failed round is tried again
+	// (30 s); the wait doubles from Every with each failure in a row.
+	MaxBackoff time.Duration
 }
 
 // WatchStats counts what the Watcher did.
@@ -30,6 +33,7 @@ type WatchStats struct {
 	Detections int64 // times Redis node 1 was found to have lost data (or to be new)
 	Rounds     int64 // rounds that rebuilt every live sale
 	Rebuilt    int64 // sales rebuilt, over all rounds
+	Failed     int64 // rounds that failed and were put off
 }
 
 // Watcher notices that Redis node 1 lost data and rebuilds every live sale
@@ -50,7 +54,9 @@ type Watcher struct {
 	log   *slog.Logger
 	last  sighting
 	due   []time.Time // rebuild rounds to run, earliest first
-	stats struct{ looks, detections, rounds, rebuilt atomic.Int64 }
+	fails int         // rounds failed in a row; the next waits Every × 2^fails
+	retry time.Time   // a failed round is not tried again before
+	stats struct{ looks, detections, rounds, rebuilt, failed atomic.Int64 }
 	now   func() time.Time
 }
 
@@ -70,13 +76,16 @@ func NewWatcher(svc Rebuilder, stock *Stock, cfg WatchConfig, log *slog.Logger) 
 	if cfg.Every <= 0 {
 		cfg.Every = time.Second
 	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
 	return &Watcher{svc: svc, rdb: stock.rdb, key: stock.prefix + ":epoch", cfg: cfg, log: log, now: time.Now}
 }
 
 // Stats reads the watcher's counters; safe from any goroutine.
 func (w *Watcher) Stats() WatchStats {
 	return WatchStats{Looks: w.stats.looks.Load(), Detections: w.stats.detections.Load(), Rounds: w.stats.rounds.Load(),
-		Rebuilt: w.stats.rebuilt.Load()}
+		Rebuilt: w.stats.rebuilt.Load(), Failed: w.stats.failed.Load()}
 }
 
 // Run watches until ctx ends.
@@ -94,7 +103,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 // tick looks at node 1 once, then runs the rebuild round that is due, if
-// any; a round that fails is tried again on the next tick.
+// any. A round that fails is tried again after a wait that doubles with
+// each failure in a row: a round that fails because it is too heavy for
+// the node right now (a sale of hundreds of thousands of live orders is
+// one script) would otherwise run again every second, each time reading
+// every live order from PostgreSQL and blocking the node anew.
 func (w *Watcher) tick(ctx context.Context) {
 	defer w.stats.looks.Add(1)
 	lost, seen, err := w.look(ctx)
@@ -111,22 +124,34 @@ func (w *Watcher) tick(ctx context.Context) {
 		w.log.WarnContext(ctx, "redis node 1 lost data or restarted; rebuilding every live sale from PostgreSQL",
 			"run_id", seen.runID, "previous_run_id", w.last.runID, "epoch_changed", seen.epoch != w.last.epoch)
 		now := w.now()
-		w.due = []time.Time{now, now.Add(w.cfg.Again)}
+		w.due, w.fails, w.retry = []time.Time{now, now.Add(w.cfg.Again)}, 0, time.Time{}
 	}
 	w.last = seen
-	if len(w.due) == 0 || w.now().Before(w.due[0]) {
+	if now := w.now(); len(w.due) == 0 || now.Before(w.due[0]) || now.Before(w.retry) {
 		return
 	}
 	n, err := w.svc.RebuildAll(ctx)
 	w.stats.rebuilt.Add(int64(n))
 	if err != nil {
 		if ctx.Err() == nil {
-			w.log.WarnContext(ctx, "redis rebuild round incomplete; retrying", "rebuilt", n, "err", err)
+			w.putOff(ctx, n, err)
 		}
 		return
 	}
 	w.stats.rounds.Add(1)
-	w.due = w.due[1:]
+	w.due, w.fails, w.retry = w.due[1:], 0, time.Time{}
+}
+
+// putOff schedules the failed round's next attempt.
+func (w *Watcher) putOff(ctx context.Context, rebuilt int, err error) {
+	wait := w.cfg.MaxBackoff
+	if w.fails < 30 {
+		wait = min(w.cfg.Every<<w.fails, wait)
+	}
+	w.fails++
+	w.retry = w.now().Add(wait)
+	w.stats.failed.Add(1)
+	w.log.WarnContext(ctx, "redis rebuild round incomplete; retrying", "rebuilt", rebuilt, "retry_in", wait, "err", err)
 }
 
 // look reads node 1's run_id and epoch, or every master's on a Redis
