@@ -41,6 +41,7 @@ type App struct {
 	redis         []*redis.Client       // node 1 first; the buy path's client
 	lockNodes     []*redis.Client       // short retries: a down node must not stall a lock
 	stockRdb      redis.UniversalClient // node 1, or the stock's Redis Cluster (stockredis.go)
+	rebuildRdb    redis.UniversalClient // the same, with the rebuilds' timeouts
 	store         *orderpg.Store
 	reserver      *invredis.BatchedStock
 	soldOut       *invredis.SoldOut
@@ -94,6 +95,7 @@ func (a *App) connectRedis() {
 	}
 	a.lockNodes = openLockNodes(a.cfg)
 	a.stockRdb = a.connectStock()
+	a.rebuildRdb = a.connectRebuild()
 }
 
 func (a *App) wire(m shard.Map) {
@@ -101,6 +103,7 @@ func (a *App) wire(m shard.Map) {
 	node1 := a.redis[0]
 	stock := invredis.NewStock(a.stockRdb, cfg.RedisPrefix, ratelimit.Limits{UserRate: cfg.UserRate, UserBurst: cfg.UserBurst,
 		IPRate: cfg.IPRate, IPBurst: cfg.IPBurst})
+	stock.RebuildWith(a.rebuildRdb)
 	saleStore := invpg.NewSaleStore(a.pools[0])
 	// Only the buy path batches: a flash sale's burst is where round trips
 	// add up. Two round trips in flight: Redis runs one batch while the

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/redis/go-redis/v9"
+
+	"flashsale/inventory/invredis"
 )
 
 // connectStock builds the client of the stock, the per-buyer limits, the
@@ -16,6 +18,21 @@ func (a *App) connectStock() redis.UniversalClient {
 		return a.redis[0]
 	}
 	o := a.redisOptions("")
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: a.cfg.StockRedisAddrs, PoolSize: o.PoolSize,
+		DialerRetries: o.DialerRetries, MaxRetries: o.MaxRetries, DialTimeout: o.DialTimeout,
+		ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout})
+}
+
+// connectRebuild builds the client of the stock's rebuilds: the stock's
+// node or cluster with invredis.RebuildTimeout instead of the buy path's
+// timeouts, and a pool of its own, since a rebuild runs one sale's whole
+// state as one script.
+func (a *App) connectRebuild() redis.UniversalClient {
+	o := a.redisOptions(a.cfg.RedisAddrs[0])
+	o.PoolSize, o.ReadTimeout, o.WriteTimeout = 2, invredis.RebuildTimeout, invredis.RebuildTimeout
+	if len(a.cfg.StockRedisAddrs) == 0 {
+		return redis.NewClient(o)
+	}
 	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: a.cfg.StockRedisAddrs, PoolSize: o.PoolSize,
 		DialerRetries: o.DialerRetries, MaxRetries: o.MaxRetries, DialTimeout: o.DialTimeout,
 		ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout})
@@ -36,5 +53,8 @@ func (a *App) pingStock(ctx context.Context) error {
 func (a *App) closeStock() {
 	if cc, ok := a.stockRdb.(*redis.ClusterClient); ok {
 		_ = cc.Close()
+	}
+	if a.rebuildRdb != nil {
+		_ = a.rebuildRdb.Close()
 	}
 }

@@ -18,6 +18,19 @@ var rebuildLua string
 // rebuildScript is shared: a Script is its source and hash, nothing more.
 var rebuildScript = redis.NewScript(rebuildLua)
 
+// RebuildTimeout is what a rebuild's client should allow one call: the
+// script writes every live order of the sale in one atomic call, a few
+// seconds for a million orders, where the buy path's client gives up
+// after half a second.
+const RebuildTimeout = 30 * time.Second
+
+// RebuildWith runs the rebuild script on c, the same node or cluster as
+// the stock's client with timeouts of about RebuildTimeout: on the buy
+// path's client a sale of a few hundred thousand live orders timed out on
+// every attempt while Redis ran the script to its end each time, blocking
+// the node, and the round never completed.
+func (s *Stock) RebuildWith(c redis.UniversalClient) { s.slow = c }
+
 // Rebuild runs lua/rebuild.lua for the sale with its live orders, as read
 // from PostgreSQL; token is the fencing token of the lease the caller
 // holds.
@@ -30,7 +43,11 @@ func (s *Stock) Rebuild(ctx context.Context, sale inventory.Sale, live []invento
 		keys = append(keys, s.claimKey(sale.ID, o.Buyer, o.Key))
 		args = append(args, field(o.Buyer, o.Key), o.Qty, hex.EncodeToString(o.RequestHash))
 	}
-	res, err := rebuildScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	rdb := s.rdb
+	if s.slow != nil {
+		rdb = s.slow
+	}
+	res, err := rebuildScript.Run(ctx, rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return inventory.Rebuilt{}, fmt.Errorf("inventory: rebuild: %w", err)
 	}

@@ -36,6 +36,7 @@ var (
 // call touches one slot.
 type Stock struct {
 	rdb     redis.UniversalClient
+	slow    redis.UniversalClient // the rebuild script's client; rdb when nil
 	prefix  string
 	limits  ratelimit.Limits
 	reserve *redis.Script
