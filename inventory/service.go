@@ -49,7 +49,9 @@ type LiveStock interface {
 	// when the live stock does not hold the sale.
 	Warm(ctx context.Context, sale Sale, token int64) (int, error)
 	Remaining(ctx context.Context, id SaleID) (int, error)
-	Holds(ctx context.Context, id SaleID) ([]Held, error)
+	// Unconfirmed lists the reservations not yet marked as having a
+	// durable order.
+	Unconfirmed(ctx context.Context, id SaleID) ([]Held, error)
 	// ReleaseFenced gives a reservation's units back, and reports them and
 	// the stock left.
 	ReleaseFenced(ctx context.Context, id SaleID, buyer, key string, forget bool, token int64) (units, left int, err error)
@@ -242,7 +244,7 @@ func (s *Service) Reconcile(ctx context.Context, id SaleID) (Reconciled, error) 
 
 func (s *Service) settle(ctx context.Context, id SaleID, token int64) (Reconciled, error) {
 	var out Reconciled
-	holds, err := s.stock.Holds(ctx, id)
+	holds, err := s.stock.Unconfirmed(ctx, id)
 	if err != nil {
 		return out, err
 	}

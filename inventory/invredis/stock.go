@@ -214,21 +214,52 @@ func (s *Stock) Remaining(ctx context.Context, sale inventory.SaleID) (int, erro
 	return n, nil
 }
 
+// holdsPage is how many reservations one HSCAN call asks for.
+const holdsPage = 1000
+
 // Holds lists the sale's reservations.
 func (s *Stock) Holds(ctx context.Context, sale inventory.SaleID) ([]inventory.Held, error) {
-	m, err := s.rdb.HGetAll(ctx, s.saleKey(sale)+":res").Result()
-	if err != nil {
-		return nil, fmt.Errorf("inventory: holds: %w", err)
-	}
-	out := make([]inventory.Held, 0, len(m))
-	for f, v := range m {
-		h, ok := parseHeld(f, v)
-		if !ok {
-			return nil, fmt.Errorf("inventory: holds: malformed reservation %q=%q", f, v)
+	return s.scanHolds(ctx, sale, func(string) bool { return true })
+}
+
+// Unconfirmed lists the sale's reservations not yet marked as having a
+// durable order: what the reconciler settles. Confirmed ones, nearly all of
+// a long sale's, are skipped unparsed.
+func (s *Stock) Unconfirmed(ctx context.Context, sale inventory.SaleID) ([]inventory.Held, error) {
+	return s.scanHolds(ctx, sale, func(v string) bool { return !strings.HasSuffix(v, ":c") })
+}
+
+// scanHolds reads the sale's reservations a page per call, keeping those
+// whose value keep accepts: one HGETALL of a sale of millions of
+// reservations kept node 1 busy past the buy path's timeout each time the
+// reconciler looked (every 30 s in a long soak), and the Redis breaker
+// opened each time. HSCAN may return a field twice while the hash is
+// resized; each is listed once.
+func (s *Stock) scanHolds(ctx context.Context, sale inventory.SaleID, keep func(v string) bool) ([]inventory.Held, error) {
+	key := s.saleKey(sale) + ":res"
+	var out []inventory.Held
+	seen := map[string]bool{}
+	for cursor := uint64(0); ; {
+		kv, next, err := s.rdb.HScan(ctx, key, cursor, "", holdsPage).Result()
+		if err != nil {
+			return nil, fmt.Errorf("inventory: holds: %w", err)
 		}
-		out = append(out, h)
+		for i := 0; i+1 < len(kv); i += 2 {
+			f, v := kv[i], kv[i+1]
+			if !keep(v) || seen[f] {
+				continue
+			}
+			seen[f] = true
+			h, ok := parseHeld(f, v)
+			if !ok {
+				return nil, fmt.Errorf("inventory: holds: malformed reservation %q=%q", f, v)
+			}
+			out = append(out, h)
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
 	}
-	return out, nil
 }
 
 func parseHeld(f, v string) (inventory.Held, bool) {
