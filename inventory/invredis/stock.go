@@ -280,9 +280,22 @@ func parseHeld(f, v string) (inventory.Held, bool) {
 
 // ConfirmHolds marks the reservations whose orders are durable.
 func (s *Stock) ConfirmHolds(ctx context.Context, sale inventory.SaleID, holds []inventory.Held, token int64) error {
-	if len(holds) == 0 {
-		return nil
+	for len(holds) > 0 {
+		n := min(len(holds), holdsPage)
+		if err := s.confirmPage(ctx, sale, holds[:n], token); err != nil {
+			return err
+		}
+		holds = holds[n:]
 	}
+	return nil
+}
+
+// confirmPage confirms up to a page of reservations in one fenced script:
+// the reconciler confirms what 30 s of a sale reserved, hundreds of
+// thousands in a soak, and as one script that outlived the buy path's
+// timeout while holding node 1. Each page stands alone; one that fails
+// leaves the rest for the next round.
+func (s *Stock) confirmPage(ctx context.Context, sale inventory.SaleID, holds []inventory.Held, token int64) error {
 	args := make([]any, 0, len(holds)+1)
 	args = append(args, token)
 	for _, h := range holds {
