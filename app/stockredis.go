@@ -26,16 +26,18 @@ func (a *App) connectStock() redis.UniversalClient {
 // connectRebuild builds the client of the stock's rebuilds: the stock's
 // node or cluster with invredis.RebuildTimeout instead of the buy path's
 // timeouts, and a pool of its own, since a rebuild runs one sale's whole
-// state as one script.
+// state as one script. A caller's deadline still bounds a call: a sale
+// found missing on a request's path is rebuilt within that request's time.
 func (a *App) connectRebuild() redis.UniversalClient {
 	o := a.redisOptions(a.cfg.RedisAddrs[0])
 	o.PoolSize, o.ReadTimeout, o.WriteTimeout = 2, invredis.RebuildTimeout, invredis.RebuildTimeout
+	o.ContextTimeoutEnabled = true
 	if len(a.cfg.StockRedisAddrs) == 0 {
 		return redis.NewClient(o)
 	}
 	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: a.cfg.StockRedisAddrs, PoolSize: o.PoolSize,
 		DialerRetries: o.DialerRetries, MaxRetries: o.MaxRetries, DialTimeout: o.DialTimeout,
-		ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout})
+		ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout, ContextTimeoutEnabled: true})
 }
 
 // pingStock is the stock's readiness check: node 1, or every master of
