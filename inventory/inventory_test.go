@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +231,77 @@ func TestRestockAfterLostRedisWrite(t *testing.T) {
 	}
 	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 7 {
 		t.Errorf("stock %d, want 7", left)
+	}
+}
+
+// scans counts the HSCAN calls a client sends: the reconciler's sweep of
+// a whole sale.
+type scans struct{ n atomic.Int64 }
+
+func (s *scans) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (s *scans) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "hscan" {
+			s.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (s *scans) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestReconcilerSettlesFromTheQueueAfterOneSweep: a process sweeps each
+// sale's reservations once; after that the queue alone brings the
+// reconciler a crashed request's reservation, and it reads no whole sale.
+func TestReconcilerSettlesFromTheQueueAfterOneSweep(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 10*time.Second, time.Millisecond, noOrders{})
+	calls := &scans{}
+	f.node1.AddHook(calls)
+	sale := f.newSale(t, 10)
+	if got, err := f.svc.Reconcile(ctx, sale.ID); err != nil || got != (inventory.Reconciled{}) || calls.n.Load() == 0 {
+		t.Fatalf("first round: %+v, %v, %d scans; want nothing found by a sweep", got, err, calls.n.Load())
+	}
+	two, _ := inventory.NewQuantity(2)
+	if _, err := f.stock.Reserve(ctx, inventory.Reservation{Sale: sale.ID, Buyer: "crashed", Key: "k1", Fingerprint: "fp", Qty: two, ClientIP: "::1"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	swept := calls.n.Load()
+	got, err := f.svc.Reconcile(ctx, sale.ID)
+	if err != nil || got != (inventory.Reconciled{Released: 1, UnitsReturned: 2}) {
+		t.Fatalf("second round: %+v, %v; want the orphan released", got, err)
+	}
+	if n := calls.n.Load() - swept; n != 0 {
+		t.Errorf("the second round scanned the sale %d times", n)
+	}
+	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 10 {
+		t.Errorf("stock %d, want 10", left)
+	}
+}
+
+// TestReconcilerSweepsReservationsInNoQueue: a reservation made before
+// the queue existed (by an older version) is in none; the process's first
+// round finds it all the same.
+func TestReconcilerSweepsReservationsInNoQueue(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 10*time.Second, time.Millisecond, noOrders{})
+	sale := f.newSale(t, 10)
+	three, _ := inventory.NewQuantity(3)
+	if _, err := f.stock.Reserve(ctx, inventory.Reservation{Sale: sale.ID, Buyer: "old", Key: "k1", Fingerprint: "fp", Qty: three, ClientIP: "::1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.node1.Del(ctx, f.prefix+":{sale:"+sale.ID.String()+"}:queue").Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if got, err := f.svc.Reconcile(ctx, sale.ID); err != nil || got != (inventory.Reconciled{Released: 1, UnitsReturned: 3}) {
+		t.Fatalf("first round: %+v, %v; want the unqueued orphan released", got, err)
+	}
+	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 10 {
+		t.Errorf("stock %d, want 10", left)
 	}
 }

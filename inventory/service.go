@@ -50,8 +50,15 @@ type LiveStock interface {
 	Warm(ctx context.Context, sale Sale, token int64) (int, error)
 	Remaining(ctx context.Context, id SaleID) (int, error)
 	// Unconfirmed lists the reservations not yet marked as having a
-	// durable order.
+	// durable order, wherever they are: the reconciler's sweep.
 	Unconfirmed(ctx context.Context, id SaleID) ([]Held, error)
+	// DuePage reads up to max reservations from the head of the sale's
+	// queue of reservations to settle, in the order they were made,
+	// stopping at the first one made after cutoff.
+	DuePage(ctx context.Context, id SaleID, cutoff time.Time, max int) (DuePage, error)
+	// SettlePage confirms durable, reservations of the page whose order
+	// exists, and takes the page off the queue.
+	SettlePage(ctx context.Context, id SaleID, page DuePage, durable []Held, token int64) error
 	// ReleaseFenced gives a reservation's units back, and reports them and
 	// the stock left.
 	ReleaseFenced(ctx context.Context, id SaleID, buyer, key string, forget bool, token int64) (units, left int, err error)
@@ -85,6 +92,7 @@ type Service struct {
 	grace   time.Duration
 	log     *slog.Logger
 	now     func() time.Time
+	swept   sweptSales
 }
 
 // NewService wires the admin side; grace is how old a reservation without
@@ -213,108 +221,4 @@ func (s *Service) fenced(ctx context.Context, id SaleID, fn func(sale Sale, toke
 		}
 		return fn(sale, token)
 	})
-}
-
-// Reconciled counts what one reconciliation found.
-type Reconciled struct {
-	Confirmed     int // reservations whose order is durable
-	Released      int // reservations without an order, given back
-	UnitsReturned int // their units
-	Pending       int // reservations younger than the grace period
-}
-
-// Reconcile compares the sale's Redis reservations with PostgreSQL's
-// orders: a reservation older than the grace period with no order (its
-// request crashed between reserve and commit) gives its units back; one
-// with an order is marked confirmed. Commits carry a deadline shorter than
-// the grace period, so an order can no longer appear for a reservation
-// this returns.
-func (s *Service) Reconcile(ctx context.Context, id SaleID) (Reconciled, error) {
-	var out Reconciled
-	err := s.fenced(ctx, id, func(sale Sale, token int64) error {
-		if err := s.align(ctx, sale, token); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.settle(ctx, id, token)
-		return err
-	})
-	return out, err
-}
-
-func (s *Service) settle(ctx context.Context, id SaleID, token int64) (Reconciled, error) {
-	var out Reconciled
-	holds, err := s.stock.Unconfirmed(ctx, id)
-	if err != nil {
-		return out, err
-	}
-	cutoff := s.now().Add(-s.grace)
-	var due []Held
-	var keys []BuyerKey
-	for _, h := range holds {
-		switch {
-		case h.Confirmed:
-		case h.At.After(cutoff):
-			out.Pending++
-		default:
-			due = append(due, h)
-			keys = append(keys, BuyerKey{h.Buyer, h.Key})
-		}
-	}
-	if len(due) == 0 {
-		return out, nil
-	}
-	exists, err := s.orders.ExistingOrders(ctx, keys)
-	if err != nil {
-		return out, err
-	}
-	var durable []Held
-	for _, h := range due {
-		if exists[BuyerKey{h.Buyer, h.Key}] {
-			durable = append(durable, h)
-			continue
-		}
-		n, _, err := s.stock.ReleaseFenced(ctx, id, h.Buyer, h.Key, true, token)
-		if err != nil {
-			return out, err
-		}
-		out.Released++
-		out.UnitsReturned += n
-	}
-	out.Confirmed = len(durable)
-	return out, s.stock.ConfirmHolds(ctx, id, durable, token)
-}
-
-// RunReconciler reconciles every live sale each interval until ctx ends;
-// a sale whose lease another instance holds is skipped this round.
-func (s *Service) RunReconciler(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			s.reconcileAll(ctx)
-		}
-	}
-}
-
-func (s *Service) reconcileAll(ctx context.Context) {
-	ids, err := s.sales.Live(ctx, liveWindow)
-	if err != nil {
-		s.log.ErrorContext(ctx, "reconciler: list sales", "err", err)
-		return
-	}
-	for _, id := range ids {
-		r, err := s.Reconcile(ctx, id)
-		switch {
-		case errors.Is(err, ErrSaleBusy), ctx.Err() != nil:
-		case err != nil:
-			s.log.ErrorContext(ctx, "reconciler: sale failed", "sale_id", id.String(), "err", err)
-		case r.Released > 0:
-			s.log.WarnContext(ctx, "reconciler returned orphaned reservations", "sale_id", id.String(),
-				"released", r.Released, "units", r.UnitsReturned)
-		}
-	}
 }

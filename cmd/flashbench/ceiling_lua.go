@@ -65,7 +65,7 @@ func (s *luaStock) create(ctx context.Context, sale int64, stock, limit int, sta
 func (s *luaStock) reserveOne(ctx context.Context, sale int64, buyer, key, fingerprint string, qty int, ip string) (int64, error) {
 	sk := s.saleKey(sale)
 	claim := sk + ":idem:" + field(buyer, key)
-	keys := []string{sk, sk + ":buyers", sk + ":res", claim, sk + ":rl:u:" + buyer, sk + ":rl:ip:" + ip}
+	keys := []string{sk, sk + ":buyers", sk + ":res", claim, sk + ":rl:u:" + buyer, sk + ":rl:ip:" + ip, sk + ":queue"}
 	l := s.limits
 	res, err := s.reserve.Run(ctx, s.rdb, keys, l[0], l[1], l[2], l[3], claimTTL, qty, fingerprint, buyer, field(buyer, key),
 		randHex(8)).Int64Slice() // an attempt, as the service names each

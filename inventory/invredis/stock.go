@@ -10,8 +10,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,8 +25,8 @@ var (
 	releaseLua string
 	//go:embed lua/warm.lua
 	warmLua string
-	//go:embed lua/confirm.lua
-	confirmLua string
+	//go:embed lua/settle.lua
+	settleLua string
 )
 
 // Stock is the live stock of every sale, in Redis node 1 or in a Redis
@@ -42,7 +40,7 @@ type Stock struct {
 	reserve *redis.Script
 	release *redis.Script
 	warm    *redis.Script
-	confirm *redis.Script
+	settle  *redis.Script
 }
 
 // NewStock returns the stock kept under prefix on rdb, a single node's
@@ -51,7 +49,7 @@ func NewStock(rdb redis.UniversalClient, prefix string, limits ratelimit.Limits)
 	return &Stock{
 		rdb: rdb, prefix: prefix, limits: limits,
 		reserve: redis.NewScript(reserveLua), release: redis.NewScript(releaseLua),
-		warm: redis.NewScript(warmLua), confirm: redis.NewScript(confirmLua),
+		warm: redis.NewScript(warmLua), settle: redis.NewScript(settleLua),
 	}
 }
 
@@ -82,12 +80,12 @@ func (s *Stock) Reserve(ctx context.Context, r inventory.Reservation) (inventory
 // one sale (the keys of one call must share its hash tag).
 func (s *Stock) reserveArgs(rs []inventory.Reservation) (keys []string, args []any) {
 	l := s.limits
-	keys = make([]string, 0, 6*len(rs))
+	keys = make([]string, 0, 7*len(rs))
 	args = append(make([]any, 0, 5+5*len(rs)), l.UserRate, l.UserBurst, l.IPRate, l.IPBurst, int(inventory.ClaimTTL/time.Second))
 	for _, r := range rs {
 		sk := s.saleKey(r.Sale)
 		keys = append(keys, sk, sk+":buyers", sk+":res", s.claimKey(r.Sale, r.Buyer, r.Key),
-			sk+":rl:u:"+r.Buyer, sk+":rl:ip:"+r.ClientIP)
+			sk+":rl:u:"+r.Buyer, sk+":rl:ip:"+r.ClientIP, sk+":queue")
 		args = append(args, r.Qty.Int(), r.Fingerprint, r.Buyer, field(r.Buyer, r.Key), r.Attempt)
 	}
 	return keys, args
@@ -212,102 +210,4 @@ func (s *Stock) Remaining(ctx context.Context, sale inventory.SaleID) (int, erro
 		return 0, fmt.Errorf("inventory: remaining: %w", err)
 	}
 	return n, nil
-}
-
-// holdsPage is how many reservations one HSCAN call asks for.
-const holdsPage = 1000
-
-// Holds lists the sale's reservations.
-func (s *Stock) Holds(ctx context.Context, sale inventory.SaleID) ([]inventory.Held, error) {
-	return s.scanHolds(ctx, sale, func(string) bool { return true })
-}
-
-// Unconfirmed lists the sale's reservations not yet marked as having a
-// durable order: what the reconciler settles. Confirmed ones, nearly all of
-// a long sale's, are skipped unparsed.
-func (s *Stock) Unconfirmed(ctx context.Context, sale inventory.SaleID) ([]inventory.Held, error) {
-	return s.scanHolds(ctx, sale, func(v string) bool { return !strings.HasSuffix(v, ":c") })
-}
-
-// scanHolds reads the sale's reservations a page per call, keeping those
-// whose value keep accepts: one HGETALL of a sale of millions of
-// reservations kept node 1 busy past the buy path's timeout each time the
-// reconciler looked (every 30 s in a long soak), and the Redis breaker
-// opened each time. HSCAN may return a field twice while the hash is
-// resized; each is listed once.
-func (s *Stock) scanHolds(ctx context.Context, sale inventory.SaleID, keep func(v string) bool) ([]inventory.Held, error) {
-	key := s.saleKey(sale) + ":res"
-	var out []inventory.Held
-	seen := map[string]bool{}
-	for cursor := uint64(0); ; {
-		kv, next, err := s.rdb.HScan(ctx, key, cursor, "", holdsPage).Result()
-		if err != nil {
-			return nil, fmt.Errorf("inventory: holds: %w", err)
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			f, v := kv[i], kv[i+1]
-			if !keep(v) || seen[f] {
-				continue
-			}
-			seen[f] = true
-			h, ok := parseHeld(f, v)
-			if !ok {
-				return nil, fmt.Errorf("inventory: holds: malformed reservation %q=%q", f, v)
-			}
-			out = append(out, h)
-		}
-		if cursor = next; cursor == 0 {
-			return out, nil
-		}
-	}
-}
-
-func parseHeld(f, v string) (inventory.Held, bool) {
-	buyer, key, ok := strings.Cut(f, "\x00")
-	parts := strings.Split(v, ":")
-	if !ok || len(parts) < 2 {
-		return inventory.Held{}, false
-	}
-	qty, err1 := strconv.Atoi(parts[0])
-	ms, err2 := strconv.ParseInt(parts[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return inventory.Held{}, false
-	}
-	// "qty:ms", then the attempt that reserved (if it named one), then
-	// "c" once confirmed.
-	return inventory.Held{Buyer: buyer, Key: key, Qty: qty, At: time.UnixMilli(ms), Confirmed: len(parts) > 2 && parts[len(parts)-1] == "c"}, true
-}
-
-// ConfirmHolds marks the reservations whose orders are durable.
-func (s *Stock) ConfirmHolds(ctx context.Context, sale inventory.SaleID, holds []inventory.Held, token int64) error {
-	for len(holds) > 0 {
-		n := min(len(holds), holdsPage)
-		if err := s.confirmPage(ctx, sale, holds[:n], token); err != nil {
-			return err
-		}
-		holds = holds[n:]
-	}
-	return nil
-}
-
-// confirmPage confirms up to a page of reservations in one fenced script:
-// the reconciler confirms what 30 s of a sale reserved, hundreds of
-// thousands in a soak, and as one script that outlived the buy path's
-// timeout while holding node 1. Each page stands alone; one that fails
-// leaves the rest for the next round.
-func (s *Stock) confirmPage(ctx context.Context, sale inventory.SaleID, holds []inventory.Held, token int64) error {
-	args := make([]any, 0, len(holds)+1)
-	args = append(args, token)
-	for _, h := range holds {
-		args = append(args, field(h.Buyer, h.Key))
-	}
-	sk := s.saleKey(sale)
-	res, err := s.confirm.Run(ctx, s.rdb, []string{sk, sk + ":res"}, args...).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("inventory: confirm: %w", err)
-	}
-	if res[1] == 1 {
-		return inventory.ErrStaleFence
-	}
-	return nil
 }

@@ -5,13 +5,15 @@
 -- order, as if each had been a call of its own: a batch saves the round
 -- trips, not a check.
 --
--- KEYS, six per reservation, all hash-tagged by the sale (so the script is
--- Redis Cluster-safe); for reservation i (from 0) at 6*i +
+-- KEYS, seven per reservation, all hash-tagged by the sale (so the script is
+-- Redis Cluster-safe); for reservation i (from 0) at 7*i +
 --   1 sale hash (stock, total, starts, ends, limit, fence)
 --   2 buyers hash (buyer -> units held)
 --   3 reservations hash (buyer NUL key -> "qty:reserved_ms[:attempt][:c]")
 --   4 idempotency claim (string: request fingerprint)
 --   5 buyer rate-limit cell    6 client-IP rate-limit cell
+--   7 settle queue (list of reservation fields, oldest first): the
+--     reconciler reads its head instead of every reservation of the sale
 -- ARGV: 1 buyer rate/s  2 buyer burst  3 IP rate/s  4 IP burst  5 claim TTL s,
 --   then five per reservation, at 5 + 5*i +
 --   1 qty  2 fingerprint  3 buyer  4 reservation field
@@ -82,14 +84,15 @@ local function reserve(k, qty, fingerprint, buyer, fld, attempt)
   local v = qty .. ':' .. now_ms
   if attempt ~= '' then v = v .. ':' .. attempt end
   redis.call('HSET', KEYS[k + 3], fld, v)
+  redis.call('RPUSH', KEYS[k + 7], fld)
   redis.call('SET', KEYS[k + 4], fingerprint, 'EX', claim_ttl)
   return 0, now_ms, stock
 end
 
 local out = {}
-for i = 0, #KEYS / 6 - 1 do
+for i = 0, #KEYS / 7 - 1 do
   local a = 5 + 5 * i
-  local code, x, y = reserve(6 * i, tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  local code, x, y = reserve(7 * i, tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
   out[3 * i + 1] = code
   out[3 * i + 2] = x
   out[3 * i + 3] = y
