@@ -132,7 +132,7 @@ func (s *Stock) lastPage(ctx context.Context, sk string, p inventory.DuePage, en
 	if err != nil {
 		return inventory.DuePage{}, wrapDue(err)
 	}
-	p.Entries, p.Last, p.Waiting = entries, true, int(n)-len(entries)
+	p.Entries, p.Last, p.Waiting = entries, true, max(0, int(n)-len(entries))
 	return p, nil
 }
 
