@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"flashsale/app"
 	"flashsale/internal/testenv"
 )
@@ -48,5 +50,59 @@ func TestRedisLossIsRebuiltAndCounted(t *testing.T) {
 	}
 	if got["flashsale_redis_data_loss_detections_total"] < 1 {
 		t.Errorf("detections %v, want at least 1", got["flashsale_redis_data_loss_detections_total"])
+	}
+}
+
+// TestAFailingRebuildRoundIsCountedAndRetried: node 1 loses this test's
+// keys and a key of the sale is left of the wrong type, so the rebuild
+// script fails; /metrics counts the failed round, and once the key is
+// gone the round put off runs again and rebuilds the sale.
+func TestAFailingRebuildRoundIsCountedAndRetried(t *testing.T) {
+	ctx := context.Background()
+	s := start(t, nil)
+	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
+	t.Cleanup(debug.Close)
+	sale := s.createSale(10, 3)
+	if r := s.order("watched", "k", sale, 2); r.Status != http.StatusCreated {
+		t.Fatalf("order: %d %s", r.Status, r.Body)
+	}
+	rdb := s.redis()
+	keys, err := rdb.Keys(ctx, s.cfg.RedisPrefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := s.cfg.RedisPrefix + ":{sale:" + sale + "}"
+	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, keys...)
+		p.Set(ctx, key+":res", "not a hash", 0) // HSETNX on it fails: WRONGTYPE
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, debug.URL, "flashsale_redis_rebuild_rounds_failed_total", 1)
+	if err := rdb.Del(ctx, key+":res").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if n, err := rdb.HGet(ctx, key, "stock").Int(); err == nil && n == 8 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("stock %d (%v) after the failed round; want the sale rebuilt to 8", n, err)
+		}
+	}
+}
+
+// waitMetric waits until the debug handler at url reports name at least
+// want.
+func waitMetric(t *testing.T, url, name string, want float64) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got := testenv.Scrape(t, url+"/metrics")[name]
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want at least %v", name, got, want)
+		}
 	}
 }
