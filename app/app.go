@@ -133,6 +133,7 @@ func (a *App) wire(m shard.Map) {
 		a.metrics.SoldOut(a.soldOut), order.Config{
 			PaymentWindow: cfg.PaymentWindow, CommitDeadline: cfg.CommitDeadline, MaxInFlight: cfg.MaxInFlight}, a.log)
 	a.metrics.Abandoner(a.orders.Abandoner())
+	a.metrics.Confirmer(a.orders.Confirmer())
 	a.expirer = order.NewExpirer(live.ExpiryStore(a.store, notify), stock, a.soldOut, order.ExpirerConfig{Interval: cfg.ExpiryInterval}, a.log)
 	// The sale page's figures: latencies over the last 10 s, from what the
 	// decorators count anyway.

@@ -13,8 +13,8 @@ import (
 
 // TestMetricsCountTheBuyPath: a sale of one unit, bought once and then
 // refused; /metrics on the debug handler shows the reservation, the
-// commit, the sold-out answers from memory, the relayed event and the
-// ledger's applied event.
+// commit and its confirmation to Redis, the sold-out answers from memory,
+// the relayed event and the ledger's applied event.
 func TestMetricsCountTheBuyPath(t *testing.T) {
 	s := start(t, withEvents(t))
 	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
@@ -39,6 +39,8 @@ func TestMetricsCountTheBuyPath(t *testing.T) {
 		`flashsale_outbox_published_total`:                               1,
 		`flashsale_outbox_lag_seconds_count`:                             1,
 		`flashsale_consumer_applied_total{consumer="inventory"}`:         1,
+		`flashsale_stock_seconds_count{op="confirm",outcome="ok"}`:       1,
+		`flashsale_reservations_confirmed_total`:                         1,
 	}
 	var got map[string]float64
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

@@ -32,7 +32,8 @@ func (a *App) loops() []loop {
 	ls := []loop{{"committer", a.store.Run}, {"sold-out memory", a.soldOut.Run}, {"reservation batcher", a.reserver.Run},
 		{"transfers", func(ctx context.Context) error { return a.store.RunTransfers(ctx, transferCheck) }},
 		{"redis watcher", a.watcher.Run}, {"sale figures", a.figures.Run}, {"live hub", a.hub.Run}, {"live publisher", a.publisher.Run},
-		{"relay waker", a.waker.Run}, {"abandoner", a.orders.Abandoner().Run}}
+		{"relay waker", a.waker.Run}, {"abandoner", a.orders.Abandoner().Run},
+		{"confirmer", a.orders.Confirmer().Run}}
 	if a.cfg.RelayEnabled {
 		ls = append(ls, loop{"relay", func(ctx context.Context) error { return runRelay(ctx, a.cfg, a.relay, a.log) }})
 	}

@@ -44,6 +44,11 @@ func (f *fakeStock) Abandon(context.Context, inventory.Reservation) (int, error)
 	return 0, f.err
 }
 
+func (f *fakeStock) Confirm(context.Context, inventory.SaleID, []inventory.BuyerKey) error {
+	f.calls++
+	return f.err
+}
+
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newBreaker(open time.Duration) *Breaker {

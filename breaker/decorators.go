@@ -40,6 +40,11 @@ func (s *stock) Abandon(ctx context.Context, r inventory.Reservation) (int, erro
 	return n, unavailable(ctx, err)
 }
 
+func (s *stock) Confirm(ctx context.Context, sale inventory.SaleID, keys []inventory.BuyerKey) error {
+	_, err := call(ctx, s.b, func() (struct{}, error) { return struct{}{}, s.inner.Confirm(ctx, sale, keys) })
+	return unavailable(ctx, err)
+}
+
 // unavailable hands a failure of Redis on as order.ErrUnavailable, so the
 // buyer is told to come back (503) before the breaker opens too, not given
 // a 500. Redis's errors carry no domain meaning (inventory cannot name

@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -303,5 +304,50 @@ func TestReconcilerSweepsReservationsInNoQueue(t *testing.T) {
 	}
 	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 10 {
 		t.Errorf("stock %d, want 10", left)
+	}
+}
+
+// askedOrders answers that every reservation became an order, and keeps
+// the keys it was asked about.
+type askedOrders struct {
+	allOrders
+	asked []inventory.BuyerKey
+}
+
+func (a *askedOrders) ExistingOrders(ctx context.Context, keys []inventory.BuyerKey) (map[inventory.BuyerKey]bool, error) {
+	a.asked = append(a.asked, keys...)
+	return a.allOrders.ExistingOrders(ctx, keys)
+}
+
+// TestReconcilerAsksNothingAboutConfirmedReservations: a reservation the
+// buy path told of after its commit is confirmed without a question to
+// PostgreSQL; only the other one is looked up.
+func TestReconcilerAsksNothingAboutConfirmedReservations(t *testing.T) {
+	ctx := context.Background()
+	orders := &askedOrders{}
+	f := newFixture(t, 10*time.Second, time.Millisecond, orders)
+	sale := f.newSale(t, 10)
+	if _, err := f.svc.Reconcile(ctx, sale.ID); err != nil { // the process's sweep, of nothing
+		t.Fatal(err)
+	}
+	one, _ := inventory.NewQuantity(1)
+	for _, b := range []string{"told", "silent"} {
+		if _, err := f.stock.Reserve(ctx, inventory.Reservation{Sale: sale.ID, Buyer: b, Key: "k", Fingerprint: "fp", Qty: one, ClientIP: "::1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.stock.Confirm(ctx, sale.ID, []inventory.BuyerKey{{Buyer: "told", Key: "k"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	got, err := f.svc.Reconcile(ctx, sale.ID)
+	if err != nil || got != (inventory.Reconciled{Confirmed: 2}) {
+		t.Fatalf("round: %+v, %v; want both confirmed", got, err)
+	}
+	if fmt.Sprint(orders.asked) != "[{silent k}]" {
+		t.Errorf("PostgreSQL was asked about %v, want only the silent reservation", orders.asked)
+	}
+	if left, _ := f.stock.Remaining(ctx, sale.ID); left != 8 {
+		t.Errorf("stock %d, want 8", left)
 	}
 }

@@ -119,21 +119,27 @@ func (s *Service) sweep(ctx context.Context, id SaleID, token int64, out *Reconc
 }
 
 // settleDue gives back the units of the due reservations that have no
-// order and returns those that have one.
+// order and returns those that have one. PostgreSQL is asked only about
+// those whose commit the buy path did not tell of.
 func (s *Service) settleDue(ctx context.Context, id SaleID, due []Held, token int64, out *Reconciled) ([]Held, error) {
-	if len(due) == 0 {
-		return nil, nil
+	var durable, unknown []Held
+	var keys []BuyerKey
+	for _, h := range due {
+		if h.Committed {
+			durable = append(durable, h)
+			continue
+		}
+		unknown = append(unknown, h)
+		keys = append(keys, BuyerKey{h.Buyer, h.Key})
 	}
-	keys := make([]BuyerKey, len(due))
-	for i, h := range due {
-		keys[i] = BuyerKey{h.Buyer, h.Key}
+	if len(keys) == 0 {
+		return durable, nil
 	}
 	exists, err := s.orders.ExistingOrders(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
-	var durable []Held
-	for _, h := range due {
+	for _, h := range unknown {
 		if exists[BuyerKey{h.Buyer, h.Key}] {
 			durable = append(durable, h)
 			continue

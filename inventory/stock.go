@@ -44,7 +44,10 @@ type Held struct {
 	Key       string
 	Qty       int
 	At        time.Time
-	Confirmed bool
+	Confirmed bool // under the sale's lease, by the reconciler or a rebuild
+	// Committed: the buy path told of its order's commit; the reconciler
+	// confirms it without asking PostgreSQL.
+	Committed bool
 }
 
 // LiveOrder is an order that holds units of its sale: pending payment or

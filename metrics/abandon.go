@@ -22,3 +22,18 @@ func (m *Metrics) Abandoner(a *order.Abandoner) {
 			func(s order.AbandonStats) uint64 { return s.Dropped }),
 	)
 }
+
+// Confirmer exports the counters of the buy path's teller of committed
+// orders to the stock, read at scrape time.
+func (m *Metrics) Confirmer(c *order.Confirmer) {
+	counter := func(name, help string, read func(order.ConfirmStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help},
+			func() float64 { return float64(read(c.Stats())) })
+	}
+	m.reg.MustRegister(
+		counter("reservations_confirmed_total", "Reservations of committed orders confirmed in Redis by the buy path.",
+			func(s order.ConfirmStats) uint64 { return s.Sent }),
+		counter("reservations_confirm_dropped_total", "Committed orders left for the reconciler to confirm: queue full, or their batch failed.",
+			func(s order.ConfirmStats) uint64 { return s.Dropped }),
+	)
+}

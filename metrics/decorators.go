@@ -95,6 +95,11 @@ func (s *stock) Abandon(ctx context.Context, r inventory.Reservation) (int, erro
 	return timed(s.t, "abandon", func() (int, error) { return s.inner.Abandon(ctx, r) })
 }
 
+func (s *stock) Confirm(ctx context.Context, sale inventory.SaleID, keys []inventory.BuyerKey) error {
+	_, err := timed(s.t, "confirm", func() (struct{}, error) { return struct{}{}, s.inner.Confirm(ctx, sale, keys) })
+	return err
+}
+
 // SoldOut wraps the instance's sold-out memory: answers it gave without a
 // network call, and the sales it marked and reopened, are counted.
 func (m *Metrics) SoldOut(inner order.SoldOut) order.SoldOut {

@@ -44,6 +44,10 @@ func (f *fakeStock) Abandon(context.Context, inventory.Reservation) (int, error)
 	return 1, nil
 }
 
+func (f *fakeStock) Confirm(context.Context, inventory.SaleID, []inventory.BuyerKey) error {
+	return nil
+}
+
 // TestStockDecoratorPassesThroughAndCounts: results reach the caller
 // unchanged and each call lands in its op and outcome series.
 func TestStockDecoratorPassesThroughAndCounts(t *testing.T) {

@@ -40,6 +40,9 @@ type Stock interface {
 	// Abandon gives back the reservation r.Attempt made, if it made one,
 	// and its claim; a reservation another attempt made is left alone.
 	Abandon(ctx context.Context, r inventory.Reservation) (int, error)
+	// Confirm marks the reservations of committed orders, so the
+	// reconciler need not ask PostgreSQL whether they became orders.
+	Confirm(ctx context.Context, sale inventory.SaleID, keys []inventory.BuyerKey) error
 }
 
 // Catalog reads sales, from memory on the hot path.
@@ -72,6 +75,7 @@ type Service struct {
 	cfg      Config
 	inflight chan struct{}
 	abandon  *Abandoner
+	confirm  *Confirmer
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -79,12 +83,17 @@ type Service struct {
 // NewService wires the buy path.
 func NewService(store Store, stock Stock, catalog Catalog, soldOut SoldOut, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: store, stock: stock, catalog: catalog, soldOut: soldOut, cfg: cfg,
-		inflight: make(chan struct{}, cfg.MaxInFlight), abandon: NewAbandoner(stock, log), log: log, now: time.Now}
+		inflight: make(chan struct{}, cfg.MaxInFlight), abandon: NewAbandoner(stock, log), confirm: NewConfirmer(stock, log),
+		log: log, now: time.Now}
 }
 
 // Abandoner is the service's giver-back of reservations whose reply was
 // lost; whoever runs the service runs it (Run).
 func (s *Service) Abandoner() *Abandoner { return s.abandon }
+
+// Confirmer is the service's teller of committed orders to the stock;
+// whoever runs the service runs it (Run).
+func (s *Service) Confirmer() *Confirmer { return s.confirm }
 
 // Place buys units for a buyer, exactly once per idempotency key. It
 // returns the order and whether it is a replay of one placed earlier; a
@@ -201,6 +210,7 @@ func (s *Service) commit(ctx context.Context, sale inventory.Sale, r PlaceReques
 		s.soldOut.Mark(ctx, r.Sale)
 	}
 	if err == nil {
+		s.confirm.Add(r.Sale, inventory.BuyerKey{Buyer: r.Buyer.String(), Key: r.Key.String()})
 		return o, false, nil
 	}
 	if errors.Is(err, ErrCommitUnknown) {

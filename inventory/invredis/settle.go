@@ -70,8 +70,10 @@ func parseHeld(f, v string) (inventory.Held, bool) {
 		return inventory.Held{}, false
 	}
 	// "qty:ms", then the attempt that reserved (if it named one), then
-	// "c" once confirmed.
-	return inventory.Held{Buyer: buyer, Key: key, Qty: qty, At: time.UnixMilli(ms), Confirmed: len(parts) > 2 && parts[len(parts)-1] == "c"}, true
+	// "b" once the buy path told of its commit, then "c" once confirmed.
+	last := parts[len(parts)-1]
+	return inventory.Held{Buyer: buyer, Key: key, Qty: qty, At: time.UnixMilli(ms),
+		Confirmed: len(parts) > 2 && last == "c", Committed: len(parts) > 2 && last == "b"}, true
 }
 
 // ConfirmHolds marks the reservations whose orders are durable, a page
@@ -80,14 +82,37 @@ func parseHeld(f, v string) (inventory.Held, bool) {
 // path's timeout while holding node 1. Each page stands alone; one that
 // fails leaves the rest for the next round.
 func (s *Stock) ConfirmHolds(ctx context.Context, sale inventory.SaleID, holds []inventory.Held, token int64) error {
-	for len(holds) > 0 {
-		n := min(len(holds), holdsPage)
-		if _, err := s.runSettle(ctx, sale, holds[:n], nil, token); err != nil {
+	return s.confirmPages(ctx, sale, heldFields(holds), token)
+}
+
+// Confirm marks the reservations of orders the buy path committed (':b'),
+// a page per script and unfenced (a commit is a fact whoever holds the
+// lease): the reconciler then confirms them without asking PostgreSQL.
+func (s *Stock) Confirm(ctx context.Context, sale inventory.SaleID, keys []inventory.BuyerKey) error {
+	fields := make([]string, len(keys))
+	for i, k := range keys {
+		fields[i] = field(k.Buyer, k.Key)
+	}
+	return s.confirmPages(ctx, sale, fields, 0)
+}
+
+func (s *Stock) confirmPages(ctx context.Context, sale inventory.SaleID, fields []string, token int64) error {
+	for len(fields) > 0 {
+		n := min(len(fields), holdsPage)
+		if _, err := s.runSettle(ctx, sale, fields[:n], nil, token); err != nil {
 			return err
 		}
-		holds = holds[n:]
+		fields = fields[n:]
 	}
 	return nil
+}
+
+func heldFields(holds []inventory.Held) []string {
+	out := make([]string, len(holds))
+	for i, h := range holds {
+		out[i] = field(h.Buyer, h.Key)
+	}
+	return out
 }
 
 // DuePage reads up to max entries from the head of the sale's settle queue
@@ -148,7 +173,7 @@ func wrapDue(err error) error {
 // earlier holder, paused past its lease, settled it meanwhile) is
 // ErrSaleBusy: this round stops rather than read the page again.
 func (s *Stock) SettlePage(ctx context.Context, sale inventory.SaleID, page inventory.DuePage, durable []inventory.Held, token int64) error {
-	n, err := s.runSettle(ctx, sale, durable, page.Entries, token)
+	n, err := s.runSettle(ctx, sale, heldFields(durable), page.Entries, token)
 	if err == nil && n < len(page.Entries) {
 		err = fmt.Errorf("inventory: settle: %w: the queue's head moved under the page (%d of %d entries taken off)",
 			inventory.ErrSaleBusy, n, len(page.Entries))
@@ -156,13 +181,14 @@ func (s *Stock) SettlePage(ctx context.Context, sale inventory.SaleID, page inve
 	return err
 }
 
-// runSettle runs settle.lua: confirm holds, then take entries off the
-// queue's head; it reports the entries taken off.
-func (s *Stock) runSettle(ctx context.Context, sale inventory.SaleID, holds []inventory.Held, entries []string, token int64) (int, error) {
-	args := make([]any, 0, 2+len(holds)+len(entries))
-	args = append(args, token, len(holds))
-	for _, h := range holds {
-		args = append(args, field(h.Buyer, h.Key))
+// runSettle runs settle.lua: confirm the reservations named by fields,
+// then take entries off the queue's head; it reports the entries taken
+// off.
+func (s *Stock) runSettle(ctx context.Context, sale inventory.SaleID, fields, entries []string, token int64) (int, error) {
+	args := make([]any, 0, 2+len(fields)+len(entries))
+	args = append(args, token, len(fields))
+	for _, f := range fields {
+		args = append(args, f)
 	}
 	for _, e := range entries {
 		args = append(args, e)

@@ -101,3 +101,28 @@ func TestTheSettleQueueIsFenced(t *testing.T) {
 		t.Fatalf("after the stale settle: %+v, %v; want the same 2 due", again, err)
 	}
 }
+
+// TestRebuildKeepsWhatTheBuyPathConfirmed: the buy path marks a committed
+// order's reservation without the sale's lease, so the mark can land
+// between a rebuild's read of the live orders and its script; the rebuild,
+// which did not see that order, must keep its units all the same.
+func TestRebuildKeepsWhatTheBuyPathConfirmed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sale := f.newSale(t, 10)
+	reserveN(t, f, sale.ID, "b", 1)
+	if err := f.stock.Confirm(ctx, sale.ID, []inventory.BuyerKey{{Buyer: "b-0", Key: "k"}}); err != nil {
+		t.Fatal(err)
+	}
+	holds, err := f.stock.Holds(ctx, sale.ID)
+	if err != nil || len(holds) != 1 || !holds[0].Committed || holds[0].Confirmed {
+		t.Fatalf("holds %+v, %v; want one marked committed by the buy path", holds, err)
+	}
+	got, err := f.stock.Rebuild(ctx, sale, nil, 2) // read before b-0's order committed
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Dropped != 0 || got.Stock != 9 {
+		t.Fatalf("rebuild %+v; want b-0's unit kept (stock 9, nothing dropped)", got)
+	}
+}

@@ -7,7 +7,9 @@
 --     one, confirmed, and its idempotency claim when that was lost;
 --   2 a confirmed reservation whose order is no longer live is dropped: its
 --     release was lost. Unconfirmed ones are requests still in flight (or
---     crashed), settled by the reconciler after the grace;
+--     crashed), settled by the reconciler after the grace; so are those the
+--     buy path marked committed (':b', made without the lease: the order
+--     may have committed after the live orders were read);
 --   3 stock and the buyers hash are recomputed from the reservations.
 -- Reservations running meanwhile are safe: this script is atomic, and an
 -- order that committed after PostgreSQL was read has its reservation here.
