@@ -19,19 +19,8 @@ import (
 // rebuilds the sale from its orders and counts it on /metrics.
 func TestRedisLossIsRebuiltAndCounted(t *testing.T) {
 	ctx := context.Background()
-	s := start(t, nil)
-	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
-	t.Cleanup(debug.Close)
-	sale := s.createSale(10, 3)
-	if r := s.order("watched", "k", sale, 2); r.Status != http.StatusCreated {
-		t.Fatalf("order: %d %s", r.Status, r.Body)
-	}
-
+	s, debug, sale, keys := watchedSale(t)
 	rdb := s.redis()
-	keys, err := rdb.Keys(ctx, s.cfg.RedisPrefix+":*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := rdb.Del(ctx, keys...).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,18 +48,8 @@ func TestRedisLossIsRebuiltAndCounted(t *testing.T) {
 // gone the round put off runs again and rebuilds the sale.
 func TestAFailingRebuildRoundIsCountedAndRetried(t *testing.T) {
 	ctx := context.Background()
-	s := start(t, nil)
-	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
-	t.Cleanup(debug.Close)
-	sale := s.createSale(10, 3)
-	if r := s.order("watched", "k", sale, 2); r.Status != http.StatusCreated {
-		t.Fatalf("order: %d %s", r.Status, r.Body)
-	}
+	s, debug, sale, keys := watchedSale(t)
 	rdb := s.redis()
-	keys, err := rdb.Keys(ctx, s.cfg.RedisPrefix+":*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := s.cfg.RedisPrefix + ":{sale:" + sale + "}"
 	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, keys...)
@@ -105,4 +84,22 @@ func waitMetric(t *testing.T, url, name string, want float64) {
 			t.Fatalf("%s = %v, want at least %v", name, got, want)
 		}
 	}
+}
+
+// watchedSale starts an instance with its debug handler, a sale of 10 with
+// one order of 2, and lists the test's keys on node 1.
+func watchedSale(t *testing.T) (*stack, *httptest.Server, string, []string) {
+	t.Helper()
+	s := start(t, nil)
+	debug := httptest.NewServer(app.DebugHandler(s.app.Metrics()))
+	t.Cleanup(debug.Close)
+	sale := s.createSale(10, 3)
+	if r := s.order("watched", "k", sale, 2); r.Status != http.StatusCreated {
+		t.Fatalf("order: %d %s", r.Status, r.Body)
+	}
+	keys, err := s.redis().Keys(context.Background(), s.cfg.RedisPrefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, debug, sale, keys
 }
