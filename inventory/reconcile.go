@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 )
 
@@ -60,11 +59,11 @@ func (s *Service) Reconcile(ctx context.Context, id SaleID) (Reconciled, error) 
 // at a time, oldest first, up to the first reservation still in its grace.
 func (s *Service) settle(ctx context.Context, id SaleID, token int64) (Reconciled, error) {
 	var out Reconciled
-	if !s.swept.has(id) {
+	if _, done := s.swept.Load(id); !done {
 		if err := s.sweep(ctx, id, token, &out); err != nil {
 			return out, err
 		}
-		s.swept.add(id)
+		s.swept.Store(id, true)
 	}
 	cutoff := s.now().Add(-s.grace)
 	for {
@@ -152,27 +151,6 @@ func (s *Service) settleDue(ctx context.Context, id SaleID, due []Held, token in
 		out.UnitsReturned += n
 	}
 	return durable, nil
-}
-
-// sweptSales are the sales this process has swept.
-type sweptSales struct {
-	mu  sync.Mutex
-	ids map[SaleID]bool
-}
-
-func (w *sweptSales) has(id SaleID) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ids[id]
-}
-
-func (w *sweptSales) add(id SaleID) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ids == nil {
-		w.ids = map[SaleID]bool{}
-	}
-	w.ids[id] = true
 }
 
 // RunReconciler reconciles every live sale each interval until ctx ends;

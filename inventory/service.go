@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -92,7 +93,7 @@ type Service struct {
 	grace   time.Duration
 	log     *slog.Logger
 	now     func() time.Time
-	swept   sweptSales
+	swept   sync.Map // SaleID → true once this process swept the sale
 }
 
 // NewService wires the admin side; grace is how old a reservation without
