@@ -11,6 +11,7 @@ package orderpg_test
 // numbers.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -55,16 +56,23 @@ func BenchmarkCommit(b *testing.B) {
 	cases := []struct {
 		name string
 		opt  orderpg.Options
+		conc int // callers at once; 0 is commitConc
 	}{
-		{"batch=1", orderpg.Options{MaxBatch: 1, Workers: 2}},
-		{"batch=8", orderpg.Options{MaxBatch: 8, Workers: 2}},
-		{"batch=64", orderpg.Options{MaxBatch: 64, Workers: 2}},
+		{"batch=1", orderpg.Options{MaxBatch: 1, Workers: 2}, 0},
+		{"batch=8", orderpg.Options{MaxBatch: 8, Workers: 2}, 0},
+		{"batch=64", orderpg.Options{MaxBatch: 64, Workers: 2}, 0},
 		// One order per transaction again, but with as many transactions in
 		// flight as the pool has connections: what PostgreSQL's own
 		// sharing of WAL flushes gives without batching.
-		{"batch=1,workers=16", orderpg.Options{MaxBatch: 1, Workers: cfg.DBMaxConns}},
+		{"batch=1,workers=16", orderpg.Options{MaxBatch: 1, Workers: cfg.DBMaxConns}, 0},
+		// The service's settings (commit-batch 256, commit-workers 1) with
+		// few and many callers: what a transaction costs beside what an
+		// order costs, from the group sizes the callers allow.
+		{"batch=256,workers=1,callers=32", orderpg.Options{MaxBatch: 256, Workers: 1}, 32},
+		{"batch=256,workers=1,callers=256", orderpg.Options{MaxBatch: 256, Workers: 1}, 256},
 	}
 	for _, tc := range cases {
+		conc := cmp.Or(tc.conc, commitConc)
 		b.Run(tc.name, func(b *testing.B) {
 			id, _ := inventory.NewSaleID(sales.Add(1))
 			sale := inventory.Sale{ID: id, NewSale: inventory.NewSale{SKU: "SKU-B", Title: "Bench phone", PriceCents: 19900,
@@ -97,7 +105,7 @@ func BenchmarkCommit(b *testing.B) {
 			// Warm every connection of the pools (statement cache) outside
 			// the timer.
 			var wg sync.WaitGroup
-			for range commitConc {
+			for range conc {
 				wg.Go(func() {
 					if err := create(); err != nil {
 						b.Errorf("warm-up: %v", err)
@@ -110,7 +118,7 @@ func BenchmarkCommit(b *testing.B) {
 			}
 
 			p := runtime.GOMAXPROCS(0)
-			b.SetParallelism((commitConc + p - 1) / p)
+			b.SetParallelism((conc + p - 1) / p)
 			var failed atomic.Int64
 			var firstErr atomic.Value
 			pg0 := testenv.PostgresCPU(b, cfg.DatabaseURLs)
@@ -140,8 +148,8 @@ func BenchmarkCommit(b *testing.B) {
 				b.ReportMetric(float64(d.Microseconds())/float64(b.N), "pg-cpu-us/order")
 			}
 			orders, txs := countCommits(b, pools, m, id)
-			if orders != b.N+commitConc {
-				b.Fatalf("%d orders stored, want %d", orders, b.N+commitConc)
+			if orders != b.N+conc {
+				b.Fatalf("%d orders stored, want %d", orders, b.N+conc)
 			}
 			b.ReportMetric(float64(orders)/float64(txs), "orders/commit")
 		})
