@@ -63,6 +63,21 @@ test: stack-up lint
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
 
+# Issue 12's verdicts are medians, not one run: make bench RUNS times
+# (default 3) into bench-results/median-<timestamp>/run-<i>, then every
+# run's targets, their medians and the CPU split by process (median.md
+# there; `bin/flashbench median DIR...` redoes it for any reports). Fails
+# when a run failed a check.
+#   make bench-median RUNS=5
+.PHONY: bench-median
+
+bench-median:
+	@set -e; out="bench-results/median-$$(date +%Y%m%d-%H%M%S)"; dirs=""; failed=0; \
+	for i in $$(seq 1 $(or $(RUNS),3)); do \
+	  BENCH_OUT="$$out/run-$$i" scripts/bench.sh $(BENCH_ARGS) || failed=1; dirs="$$dirs $$out/run-$$i"; \
+	done; \
+	bin/flashbench median $$dirs | tee "$$out/median.md"; exit $$failed
+
 # Memory flat (issue 12): the order path in the open model at 0.8 × its
 # closed peak for 10 minutes (SOAK_DURATION), judging serve's RSS after
 # the first minute; no ceilings, no flash sale. Not in CI.

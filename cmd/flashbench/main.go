@@ -9,6 +9,7 @@
 //	flashbench [run] [flags]        the benchmark (flashbench --help lists the flags)
 //	flashbench bare-server [ADDR]   a bare net/http JSON handler, the HTTP ceiling
 //	flashbench ready URL            exit 0 when URL/readyz answers 200 (for scripts)
+//	flashbench median DIR...        issue 12's targets over several runs' reports, with medians
 //
 // Exit status: 0 when every check passed, 1 when a check failed, 2 when the
 // run could not be made.
@@ -40,6 +41,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "bare-server" {
 		if err := bareServer(args[1:], stdout); err != nil {
 			fmt.Fprintln(stderr, "flashbench bare-server:", err)
+			return 2
+		}
+		return 0
+	}
+	if len(args) > 0 && args[0] == "median" {
+		if err := median(args[1:], stdout); err != nil {
+			fmt.Fprintln(stderr, "flashbench median:", err)
 			return 2
 		}
 		return 0

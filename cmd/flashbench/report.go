@@ -115,6 +115,8 @@ type Target struct {
 	Value *float64 `json:"value,omitempty"`
 	Bound float64  `json:"bound,omitempty"`
 	Unit  string   `json:"unit,omitempty"`
+	// AtLeast says the value must be at least Bound; otherwise at most.
+	AtLeast bool `json:"at_least,omitempty"`
 }
 
 // WriteFiles writes report.json, report.md and chart.svg to dir.

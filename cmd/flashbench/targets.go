@@ -93,7 +93,7 @@ func harmonic(rep *Report) float64 {
 // judge fills a target's value, bound and verdict: value ≤ bound, or ≥
 // with atLeast.
 func (t Target) judge(value, bound float64, atLeast bool, measured string) Target {
-	t.Value, t.Bound, t.Measured = &value, bound, measured
+	t.Value, t.Bound, t.Measured, t.AtLeast = &value, bound, measured, atLeast
 	met := value <= bound
 	if atLeast {
 		met = value >= bound
