@@ -98,3 +98,17 @@ func TestMedianNeedsReports(t *testing.T) {
 		t.Error("a directory without report.json: no error")
 	}
 }
+
+func TestRunDispatchesMedian(t *testing.T) {
+	dir := writeRun(t, true, []Target{judged("lag", 0.2, 1, false)}, [4]float64{})
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"median", dir}, func(string) string { return "" }, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "| lag (≤ 1 ×) | 0.20 | **0.20** | yes |") {
+		t.Errorf("output: %s", out.String())
+	}
+	if code := run(t.Context(), []string{"median"}, func(string) string { return "" }, &out, &errOut); code != 2 {
+		t.Errorf("median without directories: exit %d, want 2", code)
+	}
+}
